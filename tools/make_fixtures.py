@@ -153,8 +153,6 @@ def rewrite_config(path, fx):
         rp = tc.pop("rope_parameters")
         tc["rope_theta"] = rp["rope_theta"]
         tc["partial_rotary_factor"] = rp["partial_rotary_factor"]
-        tc["rope_scaling"] = {"type": "mrope", "mrope_section": rp["mrope_section"],
-                              "mrope_interleaved": True}
     if "interval" in fx["rewrite"]:
         tc.pop("layer_types")
         tc["full_attention_interval"] = fx["rewrite"]["interval"]
