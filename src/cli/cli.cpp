@@ -1,0 +1,56 @@
+#include "cli/cli.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace gdn {
+
+std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX)
+      fail_input("{}: '{}' is not a token id (expected comma-separated integers such as 1,2,3)", flag, item);
+    ids.push_back(int32_t(v));
+    pos = end + 1;
+  }
+  return ids;
+}
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{"gdnserve: inference engine for Qwen3.5/3.6 hybrid (Gated DeltaNet + attention) models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gdnserve 0.1.0");
+  add_logits_command(app);
+  add_generate_command(app);
+  add_inspect_command(app);
+  add_make_demo_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "gdnserve: error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "gdnserve: error: out of memory\n");
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace gdn

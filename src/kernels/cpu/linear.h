@@ -1,0 +1,31 @@
+// Dense linear layers and embedding lookups on the CPU, fp32 accumulation.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace gdn {
+class ThreadPool;
+
+// A row-major [rows, cols] matrix as stored in the checkpoint (PyTorch Linear: [out, in]).
+struct MatrixRef {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+// y[M, N] = x[M, K] · Wᵀ with W = [N, K] in F32, BF16 or F16. Rows of W are decoded to fp32 once
+// per call and reused for all M inputs; work is split over N.
+void linear(const float* x, int64_t M, const MatrixRef& w, float* y, ThreadPool& pool);
+
+// out[i, :] = table[ids[i], :] as fp32. Ids must already be validated (< table.rows).
+void embed_rows(const MatrixRef& table, const int32_t* ids, int64_t n, float* out);
+
+// Decodes row r of a float matrix to fp32.
+void decode_row(const MatrixRef& m, int64_t r, float* out);
+
+// Σ a[i]·b[i] in fp32 with several independent accumulators (vectorisable).
+float dot(const float* a, const float* b, int64_t n);
+
+}  // namespace gdn
