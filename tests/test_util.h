@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -77,18 +81,30 @@ inline void expect_logits_near(const std::vector<float>& got, const std::vector<
 
 struct CommandResult {
   int exit_code = -1;
-  std::string out;  // stdout and stderr together
+  std::string out;     // stdout then stderr
+  std::string stdout_text;
 };
 
 inline CommandResult run_command(const std::string& cmd) {
   CommandResult r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char err_path[] = "/tmp/gdn_test_stderr_XXXXXX";
+  const int fd = mkstemp(err_path);
+  if (fd < 0) return r;
+  close(fd);
+  FILE* p = popen((cmd + " 2>" + err_path).c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.stdout_text.append(buf, n);
   const int st = pclose(p);
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  std::string err;
+  if (FILE* e = std::fopen(err_path, "rb")) {
+    while ((n = fread(buf, 1, sizeof buf, e)) > 0) err.append(buf, n);
+    std::fclose(e);
+  }
+  std::remove(err_path);
+  r.out = r.stdout_text + err;
   return r;
 }
 

@@ -15,7 +15,7 @@ struct DemoPreset {
   int64_t linear_key_heads, linear_value_heads, linear_key_dim, linear_value_dim;
 };
 
-// "demo" (the README's embedded default, ~50M parameters with the real 248,320-token vocabulary)
+X
 // or "mid" (a mid-size config for CPU benchmarks). Throws InputError for other names.
 DemoPreset demo_preset(const std::string& name);
 
