@@ -15,8 +15,9 @@ struct DemoPreset {
   int64_t linear_key_heads, linear_value_heads, linear_key_dim, linear_value_dim;
 };
 
-X
-// or "mid" (a mid-size config for CPU benchmarks). Throws InputError for other names.
+// "demo" (the README's embedded default: 133M parameters, 127M of them the real 248,320-token
+// embedding and lm_head) or "mid" (a mid-size config for CPU benchmarks). Throws InputError for
+// other names.
 DemoPreset demo_preset(const std::string& name);
 
 void write_demo_checkpoint(const std::string& dir, const DemoPreset& p, uint64_t seed);
