@@ -8,6 +8,7 @@ pkgs=(
   nlohmann-json3-dev                      # JSON (config, safetensors headers, CLI output)
   libfmt-dev libspdlog-dev                # formatting, logging
   libcli11-dev                            # command-line parsing
+  libpcre2-dev libutf8proc-dev            # tokenizer: Unicode regex, NFC normalisation
   libgtest-dev                            # tests
   clang libclang-rt-dev                   # libFuzzer targets (run briefly by the test command)
 )
