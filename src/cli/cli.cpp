@@ -28,6 +28,12 @@ std::vector<int32_t> parse_id_list(const std::string& text, const std::string& f
   return ids;
 }
 
+ActivationMode activation_mode(const std::string& v) {
+  if (v == "declared") return ActivationMode::Declared;
+  if (v == "bf16") return ActivationMode::WeightOnly;
+  fail_input("--activations: '{}' is not valid (expected declared or bf16)", v);
+}
+
 int cli_main(int argc, char** argv) {
   CLI::App app{"gdnserve: inference engine for Qwen3.5/3.6 hybrid (Gated DeltaNet + attention) models"};
   app.require_subcommand(1);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/tensor_binder.h"
+
 namespace gdn {
 
 int cli_main(int argc, char** argv);
@@ -16,6 +18,9 @@ void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_make_demo_command(CLI::App& app);
+
+// --activations declared|bf16 → how quantized checkpoints compute (bf16 = weight-only).
+ActivationMode activation_mode(const std::string& flag_value);
 
 // "1,2,3" → {1, 2, 3}; throws InputError naming `flag` on anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);

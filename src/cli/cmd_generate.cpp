@@ -25,12 +25,13 @@ struct GenerateArgs {
   int64_t seed = -1;
   bool ids = false, ignore_eos = false;
   int threads = 0;
+  std::string activations = "declared";
 };
 
 void run_generate(const GenerateArgs& a) {
   const std::vector<int32_t> prompt = parse_id_list(a.tokens, "--tokens");
   if (a.max_tokens < 0) fail_input("--max-tokens must not be negative");
-  auto model = Qwen35Model::load(a.model);
+  auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
   GenerateOptions opts;
   opts.max_tokens = a.max_tokens;
   opts.sampling = a.sampling;
@@ -70,6 +71,8 @@ void add_generate_command(CLI::App& app) {
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop on the model's eos ids");
   c->add_flag("--ids", a->ids, "Print generated token ids (comma-separated)");
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--activations", a->activations,
+                "Quantized checkpoints: declared (W8A8/W4A4 as the checkpoint says) or bf16 (weight-only)");
   c->callback([a] { run_generate(*a); });
 }
 

@@ -14,6 +14,8 @@ namespace {
 struct InspectArgs {
   std::string model;
   bool json = false;
+  double gpu_memory_gib = 0;  // 0 = no budget section
+  int64_t context = 32768;    // tokens per sequence for the concurrency estimate
 };
 
 std::string layer_pattern(const Qwen35Config& c) {
@@ -22,18 +24,39 @@ std::string layer_pattern(const Qwen35Config& c) {
   return s;
 }
 
+// What fits on a GPU of `gib` GiB after the weights: KV tokens (BF16 and FP8) and concurrent
+// sequences of `context` tokens, each also holding its DeltaNet state (fp32 recurrent, bf16 conv as
+// the serving engines store it).
+nlohmann::ordered_json kv_budget(const Qwen35Config& c, int64_t weight_bytes, double gib, int64_t context) {
+  const int64_t state = c.deltanet_state_bytes(2);
+  nlohmann::ordered_json j = {{"gpu_memory_bytes", int64_t(gib * double(1ull << 30))},
+                              {"weight_bytes", weight_bytes},
+                              {"context_tokens", context},
+                              {"deltanet_state_bytes_per_sequence", state}};
+  const int64_t free_bytes = j["gpu_memory_bytes"].get<int64_t>() - weight_bytes;
+  j["free_after_weights_bytes"] = free_bytes;
+  for (const auto& [name, elem] : {std::pair{"bf16", 2}, std::pair{"fp8", 1}}) {
+    const int64_t per_tok = c.kv_bytes_per_token(elem);
+    const int64_t tokens = free_bytes > state ? (free_bytes - state) / per_tok : 0;
+    const int64_t seqs = free_bytes > 0 ? free_bytes / (state + context * per_tok) : 0;
+    j[std::string("kv_") + name] = {{"bytes_per_token", per_tok}, {"max_tokens", tokens}, {"max_sequences", seqs}};
+  }
+  return j;
+}
+
 nlohmann::ordered_json describe(const Qwen35Model& m) {
   const Qwen35Config& c = m.config();
   const ModelWeights& w = m.weights();
   nlohmann::ordered_json groups = nlohmann::ordered_json::array();
-  int64_t params = 0, bytes = 0, mtp_params = 0;
+  int64_t params = 0, bytes = 0, mtp_params = 0, mtp_bytes = 0;
   for (const auto& g : w.groups) {
-    int64_t gb = 0;
-    for (const auto& [dt, b] : g.bytes_by_dtype) gb += b;
-    groups.push_back({{"group", g.group}, {"params", g.params}, {"bytes", gb}, {"bytes_by_dtype", g.bytes_by_dtype}});
+    const int64_t gb = g.bytes();
+    groups.push_back({{"group", g.group}, {"precision", g.precisions}, {"params", g.params}, {"bytes", gb},
+                      {"bytes_by_dtype", g.bytes_by_dtype}});
     if (g.group == "MTP") {
       mtp_params += g.params;
-    } else {
+      mtp_bytes += gb;
+    } else if (g.group.rfind("vision", 0) != 0) {
       params += g.params;
       bytes += gb;
     }
@@ -43,6 +66,7 @@ nlohmann::ordered_json describe(const Qwen35Model& m) {
       {"model_type", c.model_type},
       {"architecture", c.architecture},
       {"layout", c.tensor_prefix == "model.language_model." ? "published (wrapper, text_config)" : "text-only"},
+      {"quantization", c.quant.layout_name()},
       {"hidden_size", c.hidden_size},
       {"intermediate_size", c.intermediate_size},
       {"vocab_size", c.vocab_size},
@@ -60,11 +84,15 @@ nlohmann::ordered_json describe(const Qwen35Model& m) {
       {"parameters", params},
       {"weight_bytes", bytes},
       {"mtp_head", m.has_mtp()},
+      {"kv_cache_scales", w.has_kv_scales},
+      {"kv_cache_fp8_declared", c.quant.kv_cache_fp8()},
       {"mtp_parameters", mtp_params},
+      {"mtp_bytes", mtp_bytes},
       {"tensor_groups", groups},
       {"skipped_tensors", w.skipped.size()},
       {"deltanet_state_bytes_per_sequence", c.deltanet_state_bytes(4)},
       {"kv_bytes_per_token_bf16", c.kv_bytes_per_token(2)},
+      {"kv_bytes_per_token_fp8", c.kv_bytes_per_token(1)},
       {"kv_bytes_per_token_fp32_cpu", c.kv_bytes_per_token(4)},
   };
 }
@@ -83,6 +111,7 @@ void print_text(const nlohmann::ordered_json& d) {
   std::printf("model        %s\n", d["model_dir"].get<std::string>().c_str());
   std::printf("architecture %s (%s), layout %s\n", d["architecture"].get<std::string>().c_str(),
               d["model_type"].get<std::string>().c_str(), d["layout"].get<std::string>().c_str());
+  std::printf("quantization %s\n", d["quantization"].get<std::string>().c_str());
   std::printf("layers       %lld: %lld Gated DeltaNet (L) + %lld gated attention (A)\n",
               (long long)d["num_layers"], (long long)d["deltanet_layers"], (long long)d["attention_layers"]);
   std::printf("pattern      %s\n", d["layer_pattern"].get<std::string>().c_str());
@@ -92,17 +121,31 @@ void print_text(const nlohmann::ordered_json& d) {
   std::printf("parameters   %lld (%s), MTP head: %s (%lld parameters)\n", (long long)d["parameters"],
               human(d["weight_bytes"]).c_str(), d["mtp_head"].get<bool>() ? "yes" : "no",
               (long long)d["mtp_parameters"]);
-  std::printf("\n%-14s %14s %12s  %s\n", "group", "parameters", "bytes", "dtypes");
+  std::printf("\nWeight breakdown\n%-16s %14s %12s  %-28s %s\n", "component", "parameters", "bytes", "precision",
+              "stored dtypes");
   for (const auto& g : d["tensor_groups"]) {
-    std::string dts;
+    std::string dts, prec;
     for (auto it = g["bytes_by_dtype"].begin(); it != g["bytes_by_dtype"].end(); ++it)
       dts += (dts.empty() ? "" : ", ") + it.key() + " " + human(it.value());
-    std::printf("%-14s %14lld %12s  %s\n", g["group"].get<std::string>().c_str(), (long long)g["params"],
-                human(g["bytes"]).c_str(), dts.c_str());
+    for (const auto& p : g["precision"]) prec += (prec.empty() ? "" : " + ") + p.get<std::string>();
+    std::printf("%-16s %14lld %12s  %-28s %s\n", g["group"].get<std::string>().c_str(), (long long)g["params"],
+                human(g["bytes"]).c_str(), prec.c_str(), dts.c_str());
   }
+  std::printf("\nKV-cache scales in the checkpoint: %s%s\n", d["kv_cache_scales"].get<bool>() ? "yes" : "no",
+              d["kv_cache_fp8_declared"].get<bool>() ? " (config declares an FP8 KV cache)" : "");
   std::printf("\nper-sequence DeltaNet state (fp32 recurrent + fp32 conv): %s\n",
               human(d["deltanet_state_bytes_per_sequence"]).c_str());
-  std::printf("KV cache per token: %s in BF16\n", human(d["kv_bytes_per_token_bf16"]).c_str());
+  std::printf("KV cache per token: %s in BF16, %s in FP8\n", human(d["kv_bytes_per_token_bf16"]).c_str(),
+              human(d["kv_bytes_per_token_fp8"]).c_str());
+  if (d.contains("kv_budget")) {
+    const auto& b = d["kv_budget"];
+    std::printf("\nKV budget on %s: %s free after %s of weights\n", human(b["gpu_memory_bytes"]).c_str(),
+                human(b["free_after_weights_bytes"]).c_str(), human(b["weight_bytes"]).c_str());
+    for (const char* k : {"kv_bf16", "kv_fp8"})
+      std::printf("  %s KV: %lld tokens, or %lld sequences of %lld tokens (+%s DeltaNet state each)\n",
+                  k + 3, (long long)b[k]["max_tokens"], (long long)b[k]["max_sequences"],
+                  (long long)b["context_tokens"], human(b["deltanet_state_bytes_per_sequence"]).c_str());
+  }
   if (d["skipped_tensors"].get<size_t>() > 0)
     std::printf("skipped %zu tensors outside the language model (vision tower)\n", d["skipped_tensors"].get<size_t>());
 }
@@ -114,9 +157,14 @@ void add_inspect_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("inspect", "Describe a checkpoint: architecture, tensors, memory");
   c->add_option("--model", a->model, "Model directory")->required();
   c->add_flag("--json", a->json, "Print JSON");
+  c->add_option("--gpu-memory", a->gpu_memory_gib, "GPU memory in GiB: how much KV cache and how many sequences fit");
+  c->add_option("--context", a->context, "Tokens per sequence for the --gpu-memory estimate (default 32768)");
   c->callback([a] {
     auto m = Qwen35Model::load(a->model);
-    const auto d = describe(*m);
+    auto d = describe(*m);
+    if (a->gpu_memory_gib > 0)
+      d["kv_budget"] = kv_budget(m->config(), d["weight_bytes"].get<int64_t>() + d["mtp_bytes"].get<int64_t>(),
+                                 a->gpu_memory_gib, a->context);
     if (a->json) std::printf("%s\n", d.dump(2).c_str());
     else print_text(d);
   });

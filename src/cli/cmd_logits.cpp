@@ -17,12 +17,13 @@ struct LogitsArgs {
   std::string model, tokens, out, backend = "cpu";
   int64_t prefill = -1, chunk = -1;
   int threads = 0;
+  std::string activations = "declared";
 };
 
 void run_logits(const LogitsArgs& a) {
   if (a.backend != "cpu") fail_input("--backend: '{}' is not available in this build (expected cpu)", a.backend);
   const std::vector<int32_t> ids = parse_id_list(a.tokens, "--tokens");
-  auto model = Qwen35Model::load(a.model);
+  auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
   const int64_t n = int64_t(ids.size()), V = model->config().vocab_size;
   validate_token_ids(ids, V);
   if (a.prefill > n) fail_input("--prefill {} is larger than the {} tokens given", a.prefill, n);
@@ -68,6 +69,8 @@ void add_logits_command(CLI::App& app) {
   c->add_option("--backend", args->backend, "Compute backend")->check(CLI::IsMember({"cpu", "cuda"}));
   c->add_option("--out", args->out, "Output file (float32 little-endian, [n_tokens, vocab])")->required();
   c->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  c->add_option("--activations", args->activations,
+                "Quantized checkpoints: declared (W8A8/W4A4 as the checkpoint says) or bf16 (weight-only)");
   c->callback([args] { run_logits(*args); });
 }
 

@@ -118,13 +118,18 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, con
     }
     h.tensors.push_back(parse_entry(path, it.key(), *it, data_start, data_size));
   }
-  std::sort(h.tensors.begin(), h.tensors.end(),
-            [](const TensorInfo& a, const TensorInfo& b) { return a.offset < b.offset; });
+  // By start, then end: an empty tensor sharing its start with a full one sorts first, so it
+  // never counts as an overlap (writers put empty tensors at the current position).
+  std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.offset != b.offset ? a.offset < b.offset : a.nbytes < b.nbytes;
+  });
   for (size_t i = 1; i < h.tensors.size(); ++i) {
     const auto& prev = h.tensors[i - 1];
     const auto& cur = h.tensors[i];
     if (cur.offset < prev.offset + prev.nbytes)
-      fail_input("{}: tensors '{}' and '{}' overlap in the data region", path, prev.name, cur.name);
+      fail_input("{}: tensors '{}' (data_offsets [{}, {}]) and '{}' (data_offsets [{}, {}]) overlap in the data "
+                 "region", path, prev.name, prev.offset - data_start, prev.offset - data_start + prev.nbytes,
+                 cur.name, cur.offset - data_start, cur.offset - data_start + cur.nbytes);
   }
   return h;
 }

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -63,10 +64,17 @@ std::vector<int32_t> token_ids(const Fields& f, const char* key) {
   const json* v = f.find(key);
   std::vector<int32_t> ids;
   if (!v) return ids;
+  // Ids outside int32 would silently wrap to some other token.
+  auto id = [&](const json& e) {
+    const int64_t x = f.as_int(e, key);
+    if (x < 0 || x > INT32_MAX)
+      fail_input("{}: field '{}' has token id {}, expected 0 to {}", f.where, key, x, INT32_MAX);
+    return int32_t(x);
+  };
   if (v->is_number_integer()) {
-    ids.push_back(int32_t(v->get<int64_t>()));
+    ids.push_back(id(*v));
   } else if (v->is_array()) {
-    for (const auto& e : *v) ids.push_back(int32_t(f.as_int(e, key)));
+    for (const auto& e : *v) ids.push_back(id(e));
   } else {
     fail_input("{}: field '{}' must be a token id or a list of them, got {}", f.where, key, v->dump());
   }
@@ -146,7 +154,7 @@ int64_t Qwen35Config::kv_bytes_per_token(int64_t bytes_per_elem) const {
 }
 
 Qwen35Config parse_qwen35_config(const std::string& config_json, const std::string& generation_json,
-                                 const std::string& where) {
+                                 const std::string& where, const std::string& hf_quant_json) {
   const json root = parse_json(config_json, where);
   const Fields top{root, where};
   Qwen35Config c;
@@ -178,6 +186,10 @@ Qwen35Config parse_qwen35_config(const std::string& config_json, const std::stri
   c.hidden_size = t.positive("hidden_size");
   c.intermediate_size = t.positive("intermediate_size");
   c.num_layers = t.positive("num_hidden_layers");
+  // Far beyond any real model; bounds what a config alone can make us allocate.
+  constexpr int64_t kMaxLayers = 100000;
+  if (c.num_layers > kMaxLayers)
+    fail_input("{}: num_hidden_layers {} is implausibly large (at most {})", t.where, c.num_layers, kMaxLayers);
   c.num_heads = t.positive("num_attention_heads");
   c.num_kv_heads = t.positive("num_key_value_heads");
   // Absent fields take the reference configuration class's defaults.
@@ -215,9 +227,21 @@ Qwen35Config parse_qwen35_config(const std::string& config_json, const std::stri
   c.tie_word_embeddings = top.find("tie_word_embeddings") ? top.boolean("tie_word_embeddings", false)
                                                           : t.boolean("tie_word_embeddings", false);
   c.eos_token_ids = token_ids(t, "eos_token_id");
+  {
+    const json* qc = top.find("quantization_config");
+    if (!qc) qc = t.find("quantization_config");
+    json hf;
+    if (!hf_quant_json.empty()) hf = parse_json(hf_quant_json, where + " (hf_quant_config.json)");
+    c.quant = QuantConfig::parse(qc, hf_quant_json.empty() ? nullptr : &hf, where);
+  }
   if (!generation_json.empty()) {
-    const json g = parse_json(generation_json, where + " (generation_config.json)");
-    auto ids = token_ids(Fields{g, "generation_config.json"}, "eos_token_id");
+    // Name generation_config.json beside config.json when `where` is that file's path.
+    const std::string cj = "config.json";
+    const bool is_path = where.size() >= cj.size() && where.compare(where.size() - cj.size(), cj.size(), cj) == 0;
+    const std::string gen_where = is_path ? where.substr(0, where.size() - cj.size()) + "generation_config.json"
+                                          : where + " (generation_config.json)";
+    const json g = parse_json(generation_json, gen_where);
+    auto ids = token_ids(Fields{g, gen_where}, "eos_token_id");
     if (!ids.empty()) c.eos_token_ids = ids;
   }
   return c;
@@ -230,7 +254,9 @@ Qwen35Config load_qwen35_config(const std::string& dir) {
   const std::string cfg = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg, ec)) fail_input("{}: missing config.json in the model directory", dir);
   const std::string gen = (fs::path(dir) / "generation_config.json").string();
-  return parse_qwen35_config(read_text_file(cfg), fs::exists(gen, ec) ? read_text_file(gen) : "", cfg);
+  const std::string hfq = (fs::path(dir) / "hf_quant_config.json").string();
+  return parse_qwen35_config(read_text_file(cfg), fs::exists(gen, ec) ? read_text_file(gen) : "", cfg,
+                             fs::exists(hfq, ec) ? read_text_file(hfq) : "");
 }
 
 }  // namespace gdn

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "formats/quant_config.h"
+
 namespace gdn {
 
 enum class LayerKind : uint8_t { LinearAttention, FullAttention };
@@ -36,6 +38,7 @@ struct Qwen35Config {
   bool tie_word_embeddings = false;
   int64_t mtp_layers = 0;               // declared by the config (0 when absent)
   std::vector<int32_t> eos_token_ids;   // generation_config.json, else config eos_token_id
+  QuantConfig quant;                    // quantization_config / hf_quant_config.json (None if absent)
 
   int64_t key_dim() const { return linear_key_heads * linear_key_dim; }
   int64_t value_dim() const { return linear_value_heads * linear_value_dim; }
@@ -52,8 +55,9 @@ struct Qwen35Config {
 // field for anything missing, mistyped or inconsistent, or for an unknown architecture.
 Qwen35Config load_qwen35_config(const std::string& dir);
 
-// Same from JSON text (generation_json may be empty). `where` names the source in messages.
+// Same from JSON text (generation_json and hf_quant_json may be empty). `where` names the source
+// in messages.
 Qwen35Config parse_qwen35_config(const std::string& config_json, const std::string& generation_json,
-                                 const std::string& where);
+                                 const std::string& where, const std::string& hf_quant_json = "");
 
 }  // namespace gdn

@@ -16,11 +16,11 @@ void validate_token_ids(std::span<const int32_t> ids, int64_t vocab) {
       fail_input("token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, vocab);
 }
 
-std::unique_ptr<Qwen35Model> Qwen35Model::load(const std::string& dir) {
+std::unique_ptr<Qwen35Model> Qwen35Model::load(const std::string& dir, ActivationMode mode) {
   auto m = std::unique_ptr<Qwen35Model>(new Qwen35Model());
   m->cfg_ = load_qwen35_config(dir);
   m->ck_ = Checkpoint::open(dir);
-  m->w_ = load_weights(m->cfg_, *m->ck_);
+  m->w_ = load_weights(m->cfg_, *m->ck_, mode);
   return m;
 }
 

@@ -25,7 +25,8 @@ class Qwen35Model {
  public:
   // Reads config.json, generation_config.json and every safetensors file of `dir`; validates all
   // tensors. Throws InputError on any problem.
-  static std::unique_ptr<Qwen35Model> load(const std::string& dir);
+  // `mode` WeightOnly skips activation quantization of quantized layouts (W8A16 / W4A16).
+  static std::unique_ptr<Qwen35Model> load(const std::string& dir, ActivationMode mode = ActivationMode::Declared);
 
   const Qwen35Config& config() const { return cfg_; }
   const ModelWeights& weights() const { return w_; }

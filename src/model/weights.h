@@ -12,6 +12,7 @@
 #include "formats/checkpoint.h"
 #include "kernels/cpu/linear.h"
 #include "model/config.h"
+#include "model/tensor_binder.h"
 
 namespace gdn {
 
@@ -20,6 +21,9 @@ struct AttentionWeights {
   MatrixRef k_proj, v_proj;  // [kv_heads·head_dim, H]
   MatrixRef o_proj;          // [H, heads·head_dim]
   std::vector<float> q_norm, k_norm;  // [head_dim], used as 1+w
+  // FP8 KV-cache scales (multipliers) when the checkpoint carries them; 1.0 otherwise.
+  bool has_kv_scales = false;
+  float k_scale = 1.f, v_scale = 1.f;
 };
 
 struct DeltaNetWeights {
@@ -52,24 +56,20 @@ struct MtpWeights {
   std::vector<LayerWeights> layers;  // full-attention decoder layers (1 in released models)
 };
 
-// One group of tensors for reporting (inspect): e.g. "DeltaNet", "attention", "MLP".
-struct TensorGroupStats {
-  std::string group;
-  std::map<std::string, int64_t> bytes_by_dtype;
-  int64_t params = 0;
-};
-
 struct ModelWeights {
   MatrixRef embed;    // [V, H]
   MatrixRef lm_head;  // [V, H] (== embed when tied)
   std::vector<float> final_norm;  // [H], 1+w
   std::vector<LayerWeights> layers;
   std::optional<MtpWeights> mtp;
-  std::vector<TensorGroupStats> groups;  // what was loaded, by component
+  std::vector<TensorGroupStats> groups;  // what was loaded, by component (+ "vision" for skipped tensors)
   std::vector<std::string> skipped;      // tensors present but not used (vision tower, ...)
+  bool has_kv_scales = false;
 };
 
-// Throws InputError naming the tensor and the expected vs found shape/dtype.
-ModelWeights load_weights(const Qwen35Config& cfg, const Checkpoint& ck);
+// Throws InputError naming the tensor/module and the expected vs found shape/dtype/scheme.
+// `mode` WeightOnly runs quantized checkpoints without activation quantization (W8A16 / W4A16).
+ModelWeights load_weights(const Qwen35Config& cfg, const Checkpoint& ck,
+                          ActivationMode mode = ActivationMode::Declared);
 
 }  // namespace gdn

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/quant.h"
 
 namespace gdn {
 
@@ -20,8 +21,19 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+int64_t MatrixRef::storage_bytes() const {
+  if (!quant) return rows * cols * int64_t(dtype_size(dtype));
+  const auto& s = quant->scheme.weight;
+  if (s == WeightFormat::Nvfp4CT || s == WeightFormat::Nvfp4ModelOpt) return rows * cols / 2 + rows * cols / 16 + 8;
+  return rows * cols + int64_t(quant->scales.size()) * 4;
+}
+
 void decode_row(const MatrixRef& m, int64_t r, float* out) {
   const int64_t n = m.cols;
+  if (m.quant) {
+    dequantize_row(*m.quant, m.data, m.rows, m.cols, r, out);
+    return;
+  }
   switch (m.dtype) {
     case DType::F32: std::copy_n(static_cast<const float*>(m.data) + r * n, n, out); break;
     case DType::BF16: {
@@ -41,6 +53,12 @@ void decode_row(const MatrixRef& m, int64_t r, float* out) {
 
 void linear(const float* x, int64_t M, const MatrixRef& w, float* y, ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
+  std::vector<float> xq;
+  if (w.quant && w.quant->scheme.act != ActQuant::None) {
+    xq.resize(size_t(M * K));
+    quantize_activations(*w.quant, x, M, K, xq.data());
+    x = xq.data();
+  }
   constexpr int64_t kRowBlock = 4;  // weight rows decoded together, reused across all M inputs
   const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
   // At least ~64K multiply-adds per task so that scheduling stays negligible on tiny layers.

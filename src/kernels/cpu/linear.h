@@ -3,20 +3,27 @@
 
 #include <cstdint>
 
+#include <memory>
+
 #include "core/dtype.h"
+#include "core/quant_types.h"
 
 namespace gdn {
 class ThreadPool;
 
 // A row-major [rows, cols] matrix as stored in the checkpoint (PyTorch Linear: [out, in]).
+// Quantized matrices carry their scales and declared activation quantization in `quant`.
 struct MatrixRef {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
+  std::shared_ptr<const QuantInfo> quant;  // null = dense
+  int64_t storage_bytes() const;           // bytes of codes and scales in the checkpoint
 };
 
-// y[M, N] = x[M, K] · Wᵀ with W = [N, K] in F32, BF16 or F16. Rows of W are decoded to fp32 once
-// per call and reused for all M inputs; work is split over N.
+// y[M, N] = x[M, K] · Wᵀ with W = [N, K] in F32, BF16, F16 or a quantized layout (its input is
+// first quantized as the layout declares). Rows of W are decoded to fp32 once per call and reused
+// for all M inputs; work is split over N.
 void linear(const float* x, int64_t M, const MatrixRef& w, float* y, ThreadPool& pool);
 
 // out[i, :] = table[ids[i], :] as fp32. Ids must already be validated (< table.rows).
