@@ -76,7 +76,7 @@ std::string TensorBinder::file_holds(const std::string& module) const {
     s += (s.empty() ? "" : ", ") + std::string(suffix + 1) + " " + std::string(dtype_name(t.dtype())) + " " +
          shape_str(t.shape());
   }
-  return s.empty() ? "no weight at all" : s;
+  return s.empty() ? "no tensor of that module (checkpoint at " + ck_.dir() + ")" : s;
 }
 
 LinearScheme TensorBinder::scheme_in_file(const std::string& module) const {
