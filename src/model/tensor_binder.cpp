@@ -133,7 +133,10 @@ MatrixRef TensorBinder::linear(const std::string& module, int64_t rows, int64_t 
 
   switch (scheme.weight) {
     case WeightFormat::Dense: {
-      if (!ck_.has(module + ".weight") || !is_float_dtype(ck_.get(module + ".weight").dtype()) ||
+      if (!ck_.has(module + ".weight") && !ck_.has(module + ".weight_packed"))
+        fail_input("tensor '{}.weight' not found in the checkpoint at {} (expected an unquantized [{}, {}] weight)",
+                   module, ck_.dir(), rows, cols);
+      if (!is_float_dtype(ck_.get(module + ".weight").dtype()) ||
           ck_.has(module + ".weight_packed"))
         fail_input("module '{}': {} says it is not quantized, which needs a BF16, F16 or F32 weight [{}, {}]; the file "
                    "holds {}", module, cfg_.quant.method() == QuantMethod::None ? "config.json" : "quantization_config",
