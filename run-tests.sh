@@ -11,7 +11,7 @@ ninja -C build -j"$jobs"
 
 # Fuzz smoke run (the long runs are manual: see fuzz/README.md).
 if command -v clang++ >/dev/null; then
-  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DGDN_FUZZ=ON -DGDN_TESTS=OFF -DGDN_NATIVE=OFF \
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DGDN_FUZZ=ON -DGDN_TESTS=OFF -DGDN_NATIVE=OFF -DGDN_CUDA=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   ninja -C build-fuzz -j"$jobs"
   for f in build-fuzz/fuzz/fuzz_*; do

@@ -6,10 +6,11 @@ cd "$(dirname "$0")"
 bash tools/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build gdnserve
-[ -f demo-model/config.json ] || ./build/gdnserve make-demo-model --out demo-model
+[ -f demo-model/tokenizer.json ] || ./build/gdnserve make-demo-model --out demo-model
 echo
 ./build/gdnserve inspect --model demo-model
 echo
-echo "== greedy generation on the demo model (random weights: the ids are noise)"
-./build/gdnserve generate --model demo-model --tokens 248045,872,198,9707,11,1879,0,248046,198,248045,74455,198 \
-  --max-tokens 32 --ignore-eos --ids
+echo "== a chat turn on the demo model: tokenizer, chat template, prefill, sampling, streaming"
+echo "== (its weights are RANDOM: the reply is noise)"
+./build/gdnserve generate --model demo-model --chat --prompt "Hello! What can you do?" \
+  --max-tokens 48 --temperature 0.7 --top-p 0.8 --top-k 20 --seed 42

@@ -42,6 +42,9 @@ int cli_main(int argc, char** argv) {
   add_generate_command(app);
   add_inspect_command(app);
   add_make_demo_command(app);
+  add_render_command(app);
+  add_tokenize_command(app);
+  add_detokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

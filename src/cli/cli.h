@@ -18,6 +18,9 @@ void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_make_demo_command(CLI::App& app);
+void add_render_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_detokenize_command(CLI::App& app);
 
 // --activations declared|bf16 → how quantized checkpoints compute (bf16 = weight-only).
 ActivationMode activation_mode(const std::string& flag_value);

@@ -1,12 +1,17 @@
-// gdnserve generate --model DIR --tokens 1,2,3 --max-tokens N [sampling flags] [--ids]
-// Prints the generated ids comma-separated on one line; timing goes to stderr.
+// gdnserve generate --model DIR (--tokens 1,2,3 | --prompt TEXT [--chat]) --max-tokens N [sampling flags] [--ids]
+// With --ids (or --tokens and no tokenizer) prints the generated ids comma-separated on one line;
+// otherwise streams the decoded text as it is generated. Timing goes to stderr.
 #include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <memory>
 
 #include "cli/cli.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "runtime/generate.h"
+#include "template/chat_request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace gdn {
 
@@ -19,7 +24,8 @@ SamplingParams greedy_defaults() {
 }
 
 struct GenerateArgs {
-  std::string model, tokens, stop_ids;
+  std::string model, tokens, stop_ids, prompt, system, chat_template;
+  bool chat = false;
   int64_t max_tokens = 16;
   SamplingParams sampling = greedy_defaults();
   int64_t seed = -1;
@@ -28,9 +34,34 @@ struct GenerateArgs {
   std::string activations = "declared";
 };
 
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!std::filesystem::exists(path))
+    fail_input("{}: no tokenizer.json: give token ids with --tokens instead of --prompt", dir);
+  return Tokenizer::load(path);
+}
+
+// --prompt TEXT, rendered through the chat template first with --chat.
+std::string prompt_text(const GenerateArgs& a) {
+  if (!a.chat) return a.prompt;
+  nlohmann::ordered_json req = {{"messages", nlohmann::ordered_json::array()}};
+  if (!a.system.empty()) req["messages"].push_back({{"role", "system"}, {"content", a.system}});
+  req["messages"].push_back({{"role", "user"}, {"content", a.prompt}});
+  return render_chat_request(load_chat_template(a.model, a.chat_template), req, load_special_tokens(a.model));
+}
+
 void run_generate(const GenerateArgs& a) {
-  const std::vector<int32_t> prompt = parse_id_list(a.tokens, "--tokens");
+  if (a.tokens.empty() == a.prompt.empty()) fail_input("give exactly one of --tokens and --prompt");
+  if (a.chat && a.prompt.empty()) fail_input("--chat needs --prompt");
   if (a.max_tokens < 0) fail_input("--max-tokens must not be negative");
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<int32_t> prompt;
+  if (!a.prompt.empty()) {
+    tok = load_tokenizer(a.model);
+    prompt = tok->encode(prompt_text(a));
+  } else {
+    prompt = parse_id_list(a.tokens, "--tokens");
+  }
   auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
   GenerateOptions opts;
   opts.max_tokens = a.max_tokens;
@@ -40,11 +71,28 @@ void run_generate(const GenerateArgs& a) {
   if (!a.stop_ids.empty())
     for (int32_t id : parse_id_list(a.stop_ids, "--stop-ids")) opts.stop_ids.push_back(id);
 
+  if (tok) opts.sample_below = int64_t(tok->vocab_size());
   ThreadPool pool(a.threads);
-  const GenerateResult r = generate(*model, prompt, opts, pool);
-  std::string line;
-  for (size_t i = 0; i < r.tokens.size(); ++i) line += (i ? "," : "") + std::to_string(r.tokens[i]);
-  std::printf("%s\n", line.c_str());
+  const bool text_out = tok && !a.ids;
+  std::unique_ptr<StreamDecoder> stream;
+  if (text_out) stream = std::make_unique<StreamDecoder>(*tok, /*skip_special=*/true);
+  const GenerateResult r = generate(*model, prompt, opts, pool, [&](int32_t id) {
+    if (stream) {
+      const std::string piece = stream->push(id);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  });
+  if (text_out) {
+    const std::string rest = stream->flush();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::printf("\n");
+  } else {
+    std::string line;
+    for (size_t i = 0; i < r.tokens.size(); ++i) line += (i ? "," : "") + std::to_string(r.tokens[i]);
+    std::printf("%s\n", line.c_str());
+  }
   const double decode_tps = r.tokens.size() > 1 ? double(r.tokens.size() - 1) / r.decode_seconds : 0.0;
   std::fprintf(stderr, "prompt %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens, decode %.1f tok/s; finish: %s\n",
                prompt.size(), r.prefill_seconds, double(prompt.size()) / r.prefill_seconds, r.tokens.size(),
@@ -57,7 +105,11 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* c = app.add_subcommand("generate", "Generate tokens after a prompt");
   c->add_option("--model", a->model, "Model directory")->required();
-  c->add_option("--tokens", a->tokens, "Comma-separated prompt token ids")->required();
+  c->add_option("--tokens", a->tokens, "Comma-separated prompt token ids");
+  c->add_option("--prompt", a->prompt, "Prompt text (tokenized with DIR/tokenizer.json)");
+  c->add_flag("--chat", a->chat, "Render --prompt as a user turn through the model's chat template first");
+  c->add_option("--system", a->system, "With --chat: a system message");
+  c->add_option("--chat-template", a->chat_template, "With --chat: a Jinja template file instead of the model's");
   c->add_option("--max-tokens", a->max_tokens, "Maximum number of new tokens");
   c->add_option("--temperature", a->sampling.temperature, "Sampling temperature; 0 = greedy (default)");
   c->add_option("--top-k", a->sampling.top_k, "Keep the k most likely tokens (0 = off)");
@@ -69,7 +121,7 @@ void add_generate_command(CLI::App& app) {
   c->add_option("--seed", a->seed, "Random seed (reproducible sampling)");
   c->add_option("--stop-ids", a->stop_ids, "Extra comma-separated ids that end generation");
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop on the model's eos ids");
-  c->add_flag("--ids", a->ids, "Print generated token ids (comma-separated)");
+  c->add_flag("--ids", a->ids, "Print generated token ids (comma-separated) instead of text");
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   c->add_option("--activations", a->activations,
                 "Quantized checkpoints: declared (W8A8/W4A4 as the checkpoint says) or bf16 (weight-only)");

@@ -101,7 +101,41 @@ void write_json(const fs::path& path, const nlohmann::ordered_json& j) {
 
 }  // namespace
 
-void write_demo_checkpoint(const std::string& dir, const DemoPreset& c, uint64_t seed) {
+namespace {
+
+nlohmann::ordered_json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  if (!f) fail_input("{}: cannot read", p.string());
+  auto j = nlohmann::ordered_json::parse(f, nullptr, false);
+  if (j.is_discarded()) fail_input("{}: not valid JSON", p.string());
+  return j;
+}
+
+// Copies the tokenizer and chat template in; returns the eos ids {<|im_end|>, <|endoftext|>}.
+std::vector<int64_t> add_text_files(const fs::path& out, const DemoText& text) {
+  const fs::path tok = fs::path(text.tokenizer_dir) / "tokenizer.json";
+  std::error_code ec;
+  fs::copy_file(tok, out / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
+  if (ec) fail_input("{}: cannot copy the tokenizer: {}", tok.string(), ec.message());
+  const fs::path cfg = fs::path(text.tokenizer_dir) / "tokenizer_config.json";
+  if (fs::exists(cfg)) {
+    auto j = read_json(cfg);
+    j.erase("chat_template");
+    write_json(out / "tokenizer_config.json", j);
+  }
+  fs::copy_file(text.chat_template_file, out / "chat_template.jinja", fs::copy_options::overwrite_existing, ec);
+  if (ec) fail_input("{}: cannot copy the chat template: {}", text.chat_template_file, ec.message());
+  std::vector<int64_t> eos;
+  const auto t = read_json(tok);
+  for (const char* name : {"<|im_end|>", "<|endoftext|>"})
+    for (const auto& a : t.value("added_tokens", nlohmann::ordered_json::array()))
+      if (a.value("content", "") == name) eos.push_back(a.value("id", int64_t(0)));
+  return eos;
+}
+
+}  // namespace
+
+void write_demo_checkpoint(const std::string& dir, const DemoPreset& c, uint64_t seed, const DemoText& text) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail_input("{}: cannot create directory: {}", dir, ec.message());
@@ -143,9 +177,13 @@ void write_demo_checkpoint(const std::string& dir, const DemoPreset& c, uint64_t
   add_mlp(m, mtp, "mtp.layers.0.mlp.", c);
   write_safetensors((fs::path(dir) / "mtp.safetensors").string(), mtp);
 
-  write_json(fs::path(dir) / "config.json", config_json(c));
+  std::vector<int64_t> eos = {248046, 248044};  // Qwen3.5's <|im_end|>, <|endoftext|>
+  if (!text.tokenizer_dir.empty()) eos = add_text_files(dir, text);
+  auto cfg = config_json(c);
+  cfg["text_config"]["eos_token_id"] = eos.back();
+  write_json(fs::path(dir) / "config.json", cfg);
   write_json(fs::path(dir) / "generation_config.json",
-             {{"eos_token_id", {248046, 248044}}, {"bos_token_id", 248044}, {"pad_token_id", 248044},
+             {{"eos_token_id", eos}, {"bos_token_id", eos.back()}, {"pad_token_id", eos.back()},
               {"do_sample", true}, {"temperature", 1.0}, {"top_k", 20}, {"top_p", 0.95}});
 }
 

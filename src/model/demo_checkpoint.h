@@ -20,6 +20,16 @@ struct DemoPreset {
 // other names.
 DemoPreset demo_preset(const std::string& name);
 
-void write_demo_checkpoint(const std::string& dir, const DemoPreset& p, uint64_t seed);
+// The text side of the demo: a tokenizer.json (+ tokenizer_config.json) directory and a chat
+// template file to copy in. Empty paths leave them out (the model then only takes token ids).
+struct DemoText {
+  std::string tokenizer_dir;
+  std::string chat_template_file;
+};
+
+// Writes the checkpoint; with `text`, also tokenizer.json, tokenizer_config.json (its own
+// "chat_template" removed so that chat_template.jinja is the one used) and chat_template.jinja, and
+// sets the eos ids from the tokenizer's <|im_end|> and <|endoftext|>.
+void write_demo_checkpoint(const std::string& dir, const DemoPreset& p, uint64_t seed, const DemoText& text = {});
 
 }  // namespace gdn

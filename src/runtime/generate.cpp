@@ -1,6 +1,7 @@
 #include "runtime/generate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -23,7 +24,10 @@ GenerateResult generate(const Qwen35Model& model, const std::vector<int32_t>& pr
   model.forward(prompt, st, {logits.data(), /*all_positions=*/false, nullptr}, pool);
   auto t1 = clock::now();
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  const int64_t limit = opts.sample_below > 0 ? std::min<int64_t>(opts.sample_below, int64_t(logits.size()))
+                                              : int64_t(logits.size());
   for (;;) {
+    std::fill(logits.begin() + limit, logits.end(), -INFINITY);
     const int32_t next = sampler.sample(logits, prompt, r.tokens);
     r.tokens.push_back(next);
     const bool keep_going = !on_token || on_token(next);

@@ -17,6 +17,9 @@ struct GenerateOptions {
   int64_t max_tokens = 16;
   SamplingParams sampling;
   std::vector<int32_t> stop_ids;  // generation stops after emitting any of these (eos ids go here)
+  // When > 0, ids ≥ this are never sampled: the embedding table is padded past the ids the
+  // tokenizer defines (248,320 rows for ~248,077 tokens in Qwen3.5), and those rows decode to nothing.
+  int64_t sample_below = 0;
 };
 
 enum class FinishReason { Length, Stop };
