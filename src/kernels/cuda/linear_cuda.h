@@ -1,20 +1,40 @@
 // GPU linear layers (issue 5): y[M, N] = x[M, K] · Wᵀ for every weight layout gdnserve loads,
 // with the numerics the checkpoint declares (kernels/cpu is the reference):
-//   BF16 weight × BF16 activations;
+//   BF16 weight × BF16 activations (F16/F32 dense weights are rounded to BF16 at upload);
 //   FP8 per-channel weight × per-token dynamic FP8 activations (W8A8; or BF16 activations, W8A16);
-//   FP8 block-128 weight × per-token-per-128-group dynamic FP8 activations;
+//   FP8 block-128 weight × per-token-per-128-group dynamic FP8 activations (or W8A16);
 //   NVFP4 weight (E2M1 + E4M3 16-block scales + global) × NVFP4 activations (static global) or BF16.
-// Two paths chosen by M: our small-M kernels (M ≤ 64: weight streaming at the memory roofline) and
-// a large-M path (cuBLASLt with block-scaling modes, or our own kernels if faster).
+// Activation quantization reproduces kernels/cpu/quant.cpp bit for bit (same scale formulas, IEEE
+// division, RNE), so GPU and CPU see identical quantized operands and differ only in fp32
+// summation order.
 //
-// Threading: all calls are asynchronous on the given stream; the DeviceLinear is immutable after
-// upload and may be used from several streams.
+// Two paths chosen by M (LinearPath::Auto, crossovers measured on H100 in bench/results/gemm-h100.json):
+//  * small M (≤ small_m_limit(): decode): our weight-streaming tensor-core kernel (mma.sync) with a
+//    persistent stream-K schedule (every resident warp takes an equal share of the (row tile,
+//    128-byte K group) iterations), 16-byte cp.async loads into a per-thread shared-memory ring
+//    (2-3 groups in flight), a deterministic last-warp reduction of split row tiles (no atomics on
+//    y), activation quantization in a pre-kernel overlapped by programmatic dependent launch.
+//    Default for FP8 W8A8 up to M = 16, NVFP4 up to 64, weight-only FP8 at every M.
+//  * large M (prefill): cuBLASLt — BF16 (also the BF16 default at small M: its GEMV was faster);
+//    FP8 with OUTER_VEC_32F (per-channel × per-token) or BLK128x128_32F weight × VEC128_32F
+//    activation scales; NVFP4 dequantized to BF16 slices (exact: e2m1 × e4m3 fits BF16) + BF16
+//    GEMM with the global scales in alpha. Weight-only FP8 (no FP8×BF16 in cuBLASLt) and problems
+//    cuBLASLt declines run the small-M kernel per 64-token slice.
+// Accuracy: every path except cuBLASLt's FP8 GEMMs matches the CPU reference to fp32 summation
+// noise (≤ 1e-6 relative per token row measured); cuBLASLt FP8 is ~2.4e-4 off (its FP8 tensor-core
+// accumulation; see tests/gpu/gpu_test_util.h) — LinearPath::SmallM is exact at any M.
+//
+// Threading: all calls are asynchronous on the given stream; a DeviceLinear is immutable after
+// upload and may be used from several streams, each with its own workspace.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 
 #include "core/quant_types.h"
 #include "kernels/cpu/linear.h"
@@ -23,33 +43,100 @@ namespace gdn::cuda {
 
 class DeviceArena;
 
-// A weight resident on the GPU, converted at upload to what the kernels read:
-// scales as FP32 (per-channel [N], block [⌈N/128⌉ × ⌈K/128⌉]), codes as stored.
-struct DeviceLinear {
-  LinearScheme scheme;                   // act == None: weight-only (W8A16 / W4A16)
-  int64_t rows = 0, cols = 0;            // N, K (logical)
-  const void* weight = nullptr;          // BF16 [N, K] | E4M3 [N, K] | packed E2M1 [N, K/2]
-  const float* scales = nullptr;         // FP8 layouts
-  const uint8_t* block_scales = nullptr; // NVFP4: E4M3 [N, K/16]
-  float nvfp4_weight_divisor = 1.f;      // W = e2m1 · s_block / divisor
-  float nvfp4_input_global = 1.f;        // G_x
-  int64_t weight_bytes() const;          // bytes streamed per call (codes + scales)
+// What the kernels read (decided at upload from the host layout).
+enum class DeviceWeightKind : uint8_t {
+  Bf16,   // [rows_pad, cols_pad] BF16
+  Fp8,    // [rows_pad, cols_pad] E4M3 codes as stored (K-major rows)
+  Nvfp4,  // [rows_pad, cols_pad/2] E2M1 pairs; within every 32-bit word (8 elements e0..e7) the
+          // nibbles are permuted so nibble k holds e_{2k} and nibble k+4 holds e_{2k+1} (k = 0..3):
+          // then ((w >> 4k) & 0x000F000F) is the BF16 pair (e_{2k}, e_{2k+1}) after two shifts.
 };
 
-// Copies a host weight (BF16/F16/F32 dense or any quantized layout) into `arena`; F16/F32 dense
-// weights become BF16. Synchronous with respect to the host buffer.
+// A weight resident on the GPU. Rows are padded to a multiple of 32 and columns to the kernels'
+// 128-byte K group (64 BF16, 128 FP8, 256 NVFP4 elements) with zeros, so no kernel needs a K tail;
+// the 27B shapes need no padding.
+struct DeviceLinear {
+  LinearScheme scheme;                   // act == None: weight-only (W8A16 / W4A16)
+  DeviceWeightKind kind = DeviceWeightKind::Bf16;
+  int64_t rows = 0, cols = 0;            // N, K (logical)
+  int64_t rows_pad = 0, cols_pad = 0;    // storage
+  const void* weight = nullptr;
+  const float* scales = nullptr;         // Fp8PerChannel: [rows_pad]; Fp8Block128: [⌈N/128⌉, scale_ld] FP32
+  int64_t scale_ld = 0;                  // ⌈K/128⌉ rounded up to 4 (cuBLASLt BLK128x128 stride rule)
+  const uint8_t* block_scales = nullptr; // NVFP4: [rows_pad, cols_pad/16] E4M3; within each 128-byte K
+                                         // group's 16 scale bytes, position 4t+2c+b holds natural block
+                                         // 8c+2t+b (one 32-bit load per row per group in the kernel)
+  float nvfp4_weight_divisor = 1.f;      // W = e2m1 · s_block / divisor
+  float nvfp4_input_global = 1.f;        // G_x
+  int64_t weight_bytes() const;          // bytes one call streams (codes + scales, padded)
+};
+
+// Device bytes (arena) one upload of `host` takes, alignment included.
+size_t device_bytes_for(const MatrixRef& host);
+
+// Progress of a multi-tensor upload, printed to `out` at most every 0.5 s and at the end:
+//   [upload] 12.41 / 26.93 GB  9.87 GB/s  ETA 1.5 s
+class UploadProgress {
+ public:
+  explicit UploadProgress(int64_t total_bytes, std::FILE* out = stderr);
+  void add(int64_t bytes);
+  void finish();  // final line with the average rate
+  int64_t done() const { return done_; }
+
+ private:
+  void print(bool final_line);
+  int64_t total_, done_ = 0;
+  std::FILE* out_;
+  std::chrono::steady_clock::time_point start_, last_print_;
+};
+
+// Copies host weights (mmap'd checkpoint) to the GPU through pinned staging buffers, converting what
+// the kernels need on the way: F16/F32 dense → BF16, BF16/F16 scales → FP32 (already FP32 in
+// QuantInfo), padding, NVFP4 nibble and scale permutation. Copies overlap the host-side conversion
+// of the next chunk (two staging buffers). Not thread-safe.
+class Uploader {
+ public:
+  Uploader(DeviceArena& arena, cudaStream_t stream, UploadProgress* progress = nullptr,
+           size_t staging_bytes = size_t(64) << 20);
+  ~Uploader();
+  Uploader(const Uploader&) = delete;
+  Uploader& operator=(const Uploader&) = delete;
+  DeviceLinear linear(const MatrixRef& host);
+  void sync();  // waits for every copy issued so far
+
+ private:
+  void copy(void* dst, size_t bytes, const std::function<void(uint8_t* buf, size_t off, size_t n)>& fill);
+  DeviceArena& arena_;
+  cudaStream_t stream_;
+  UploadProgress* progress_;
+  size_t staging_bytes_;
+  uint8_t* staging_[2] = {nullptr, nullptr};
+  cudaEvent_t done_[2] = {nullptr, nullptr};
+  int next_ = 0;
+};
+
+// One weight, synchronously with respect to the host buffer.
 DeviceLinear upload_linear(const MatrixRef& host, DeviceArena& arena, cudaStream_t stream);
 
 enum class LinearPath { Auto, SmallM, LargeM };
 
-// Scratch for activation quantization and split-K partials, sized by linear_workspace_bytes().
+// M up to which Auto takes the small-M kernel for this weight.
+int64_t small_m_limit(const DeviceLinear& w);
+
+// Scratch for activation quantization, split-K partials and counters, the NVFP4 dequantized slice
+// and cuBLASLt, sized by linear_workspace_bytes(w, max_m) (take the max over the weights a stream
+// uses). It must be zeroed once before first use (linear_workspace_init); every call leaves the
+// split-K counters at zero again. One workspace per stream: calls sharing one must be ordered.
 struct LinearWorkspace {
   void* ptr = nullptr;
   size_t bytes = 0;
 };
 size_t linear_workspace_bytes(const DeviceLinear& w, int64_t max_m);
+void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream);
 
-// y[M, N] (fp32, row-major) = quantize_activations(x[M, K] bf16) · dequant(W)ᵀ.
+// y[M, N] (fp32, row-major) = quantize_activations(x[M, K] bf16, row-major) · dequant(W)ᵀ.
+// x and y must be 16-byte aligned. Throws CudaError on a CUDA/cuBLASLt failure or a workspace too
+// small for M.
 void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
                     cudaStream_t stream, LinearPath path = LinearPath::Auto);
 

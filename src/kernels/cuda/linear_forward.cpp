@@ -1,0 +1,255 @@
+// linear_forward: activation quantization, then the small-M kernel or the large-M (cuBLASLt) path.
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/linear_cuda.h"
+#include "kernels/cuda/linear_internal.h"
+
+namespace gdn::cuda {
+
+using namespace detail;
+
+namespace {
+
+size_t align256(size_t b) { return (b + 255) & ~size_t(255); }
+
+// Workspace regions, laid out from the start of the buffer. Every region grows with M, so the
+// layout for any M ≤ max_m fits a workspace sized for max_m.
+struct WsLayout {
+  size_t counters = 0, act = 0, sx = 0, sx_tail = 0, partial = 0, dequant = 0, lt = 0, total = 0;
+};
+
+int64_t dequant_slice_rows(const DeviceLinear& w) {
+  const int64_t budget = int64_t(64) << 20;  // bytes of BF16 per slice: L2-sized pieces, bounded memory
+  int64_t r = budget / (w.cols_pad * 2) / 128 * 128;
+  return std::max<int64_t>(128, std::min(r, w.rows_pad));
+}
+
+WsLayout ws_layout(const DeviceLinear& w, int64_t max_m) {
+  WsLayout L;
+  const int64_t m4 = round_up(std::max<int64_t>(max_m, 1), 4);
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    const size_t at = off;
+    off += align256(bytes);
+    return at;
+  };
+  L.counters = take(size_t(kMaxCounters) * 4);
+  L.act = take(size_t(m4 * w.cols_pad * 2));                // BF16 copy / q·s, or E4M3 codes
+  L.sx = take(size_t((w.cols_pad / 128 + 1) * m4 * 4));    // per token, or [kb][tokens]
+  L.sx_tail = take(size_t((w.cols_pad / 128 + 1) * 4 * 4));
+  size_t part = 0;
+  for (int m : {8, 16, 32, 64}) part = std::max(part, small_m_partial_bytes(w, int(std::min<int64_t>(m, m4))));
+  L.partial = take(part);
+  L.dequant = take(w.kind == DeviceWeightKind::Nvfp4 ? size_t(dequant_slice_rows(w) * w.cols_pad * 2) : 0);
+  L.lt = take(kLtWorkspaceBytes);
+  L.total = off;
+  return L;
+}
+
+bool pdl_enabled() {
+  static const bool on = std::getenv("GDN_NO_PDL") == nullptr;
+  return on;
+}
+
+float nvfp4_alpha(const DeviceLinear& w) {
+  // 2⁸ undoes the decode's 2⁻⁸; the divisor and (with NVFP4 activations) G_x are the global scales.
+  double a = 256.0 / double(w.nvfp4_weight_divisor);
+  if (w.scheme.act == ActQuant::Nvfp4) a /= double(w.nvfp4_input_global);
+  return float(a);
+}
+
+// Prepared activations of one call.
+struct Acts {
+  const void* x = nullptr;   // first token
+  int64_t ldx = 0;           // elements
+  size_t elem = 2;           // bytes per element
+  const float* sx = nullptr; // per token, or [kb][sx_ld]
+  int64_t sx_ld = 0;
+  int64_t sx_token0 = 0;     // token whose scale is at sx[0]
+};
+
+// Small-M kernel over tokens [m0, m1) of `a`, 64 tokens per launch.
+void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, float* y, char* ws, const WsLayout& L,
+               cudaStream_t s) {
+  const SmFmt f = small_fmt(w);
+  for (int64_t t = m0; t < m1; t += kMaxSliceTokens) {
+    const int M = int(std::min<int64_t>(kMaxSliceTokens, m1 - t));
+    const SmallMPlan pl = plan_small_m(w, M);
+    SmallMParams p;
+    p.w = static_cast<const uint8_t*>(w.weight);
+    p.ldw = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2 : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad : w.cols_pad / 2;
+    p.wscale = w.scales;
+    p.wscale_ld = w.scale_ld;
+    p.block_scaled = w.scheme.weight == WeightFormat::Fp8Block128;
+    p.nvfp4_scales = w.block_scales;
+    p.ld_bs = w.cols_pad / 16;
+    p.x = static_cast<const char*>(a.x) + size_t(t) * size_t(a.ldx) * a.elem;
+    p.ldx = a.ldx;
+    p.sx = a.sx ? a.sx + (t - a.sx_token0) : nullptr;
+    p.sx_ld = a.sx_ld;
+    p.act_scaled = w.scheme.act == ActQuant::Fp8PerToken;
+    p.alpha = w.kind == DeviceWeightKind::Nvfp4 ? nvfp4_alpha(w) : 1.f;
+    p.M = M;
+    p.N = int(w.rows);
+    p.KG = pl.KG;
+    p.rtiles = pl.rtiles;
+    p.warps = pl.warps;
+    p.partial = reinterpret_cast<float*>(ws + L.partial);
+    p.counters = reinterpret_cast<int*>(ws + L.counters);
+    p.y = y + t * w.rows;
+    launch_small_m(f, pl, p, s, pdl_enabled());
+  }
+}
+
+}  // namespace
+
+int64_t small_m_limit(const DeviceLinear& w) {
+  // Crossovers with the large-M path measured by bench_gemm on H100 (bench/results/gemm-h100.json);
+  // GDN_SMALL_M_LIMIT overrides them for experiments.
+  static const char* env = std::getenv("GDN_SMALL_M_LIMIT");
+  if (env) return std::atoll(env);
+  switch (w.kind) {
+    // BF16: cuBLASLt's GEMV was 5-30% faster than ours at every M on H100 (our kernel stays
+    // available as LinearPath::SmallM).
+    case DeviceWeightKind::Bf16: return 0;
+    // FP8 W8A8: ours up to M = 16 (faster or level, and exact: cuBLASLt's FP8 path carries
+    // ~2.4e-4 relative error); cuBLASLt from M = 32 on. Weight-only FP8 is ours at every M.
+    case DeviceWeightKind::Fp8: return w.scheme.act == ActQuant::None ? kMaxSliceTokens : 16;
+    // NVFP4: the large-M path dequantizes the whole weight to BF16 (~130 µs for in_proj_qkv), so
+    // ours up to 64 tokens.
+    case DeviceWeightKind::Nvfp4: return kMaxSliceTokens;
+  }
+  return kMaxSliceTokens;
+}
+
+size_t linear_workspace_bytes(const DeviceLinear& w, int64_t max_m) { return ws_layout(w, max_m).total; }
+
+void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream) {
+  GDN_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, std::min(ws.bytes, size_t(kMaxCounters) * 4), stream));
+}
+
+void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
+  const WsLayout L = ws_layout(w, M);
+  if (L.total > ws.bytes)
+    throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
+                    " needs " + std::to_string(L.total));
+  char* base = static_cast<char*>(ws.ptr);
+  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= small_m_limit(w));
+  const bool pdl = pdl_enabled();
+  const int64_t K = w.cols, Kp = w.cols_pad, m4 = round_up(M, 4);
+  const ActQuant act = w.scheme.act;
+  const bool act_ok = act == ActQuant::None ||
+                      (w.kind == DeviceWeightKind::Fp8 && (act == ActQuant::Fp8PerToken || act == ActQuant::Fp8PerGroup128)) ||
+                      (w.kind == DeviceWeightKind::Nvfp4 && act == ActQuant::Nvfp4);
+  if (!act_ok) throw CudaError("linear_forward: activation quantization does not match the weight layout");
+
+  // 1. Activations in the layout the GEMM reads.
+  Acts a;
+  // FP8 block, large M: cuBLASLt gets a multiple of 4 tokens (its VEC128 scale rule), the rest runs small-M.
+  const int64_t lt_tokens = (!small && w.scheme.weight == WeightFormat::Fp8Block128 && act != ActQuant::None)
+                                ? M / 4 * 4 : M;
+  float* sx_tail = reinterpret_cast<float*>(base + L.sx_tail);
+  switch (act) {
+    case ActQuant::None:
+      if (K == Kp && (reinterpret_cast<uintptr_t>(x) & 15) == 0) {
+        a.x = x, a.ldx = K;
+      } else {
+        auto* buf = reinterpret_cast<__nv_bfloat16*>(base + L.act);
+        launch_act_copy(x, M, K, buf, m4, Kp, stream, pdl);
+        a.x = buf, a.ldx = Kp;
+      }
+      break;
+    case ActQuant::Fp8PerToken: {
+      auto* buf = reinterpret_cast<uint8_t*>(base + L.act);
+      auto* sx = reinterpret_cast<float*>(base + L.sx);
+      launch_act_fp8_token(x, M, K, buf, sx, m4, Kp, stream, pdl);
+      a.x = buf, a.ldx = Kp, a.elem = 1, a.sx = sx;
+      break;
+    }
+    case ActQuant::Fp8PerGroup128: {
+      auto* buf = reinterpret_cast<uint8_t*>(base + L.act);
+      auto* sx = reinterpret_cast<float*>(base + L.sx);
+      const int64_t split = small ? m4 : lt_tokens, sx_ld = small ? m4 : lt_tokens;
+      launch_act_fp8_group(x, M, K, buf, sx, sx_ld, split, sx_tail, 4, m4, Kp, stream, pdl);
+      a.x = buf, a.ldx = Kp, a.elem = 1, a.sx = sx, a.sx_ld = sx_ld;
+      break;
+    }
+    case ActQuant::Nvfp4: {
+      auto* buf = reinterpret_cast<__nv_bfloat16*>(base + L.act);
+      launch_act_nvfp4(x, M, K, w.nvfp4_input_global, buf, m4, Kp, stream, pdl);
+      a.x = buf, a.ldx = Kp;
+      break;
+    }
+  }
+
+  if (small) return run_small(w, a, 0, M, y, base, L, stream);
+
+  // 2. Large M.
+  void* lt_ws = base + L.lt;
+  LtProblem p;
+  p.n = w.rows;
+  p.m = M;
+  p.b = a.x;
+  p.ldb = a.ldx;
+  p.d = y;
+  p.ldd = w.rows;
+  switch (w.kind) {
+    case DeviceWeightKind::Bf16:
+      p.type = LtType::Bf16;
+      p.k = K;
+      p.a = w.weight;
+      p.lda = Kp;
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream);
+      return;
+    case DeviceWeightKind::Fp8: {
+      if (act == ActQuant::None) return run_small(w, a, 0, M, y, base, L, stream);  // no FP8×BF16 in cuBLASLt
+      p.type = LtType::Fp8;
+      p.k = Kp;
+      p.a = w.weight;
+      p.lda = Kp;
+      p.a_scale = w.scales;
+      p.b_scale = a.sx;
+      if (act == ActQuant::Fp8PerToken) {
+        p.scale = LtScale::OuterVec;
+        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream);
+        return;
+      }
+      p.scale = LtScale::Blk128Vec128;
+      p.m = lt_tokens;
+      const bool ok = lt_tokens > 0 && lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
+      if (!ok && lt_tokens > 0) run_small(w, a, 0, lt_tokens, y, base, L, stream);
+      if (lt_tokens < M) {
+        Acts tail = a;
+        tail.sx = sx_tail;
+        tail.sx_ld = 4;
+        tail.sx_token0 = lt_tokens;
+        run_small(w, tail, lt_tokens, M, y, base, L, stream);
+      }
+      return;
+    }
+    case DeviceWeightKind::Nvfp4: {
+      auto* deq = reinterpret_cast<__nv_bfloat16*>(base + L.dequant);
+      const int64_t slice = dequant_slice_rows(w);
+      p.type = LtType::Bf16;
+      p.k = K;
+      p.a = deq;
+      p.lda = Kp;
+      p.alpha = nvfp4_alpha(w);
+      for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
+        const int64_t nr = std::min(slice, w.rows - r0);
+        launch_nvfp4_dequant(w, r0, nr, deq, stream);
+        p.n = nr;
+        p.d = y + r0;
+        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace gdn::cuda

@@ -1,0 +1,111 @@
+// Internals shared by the linear-layer translation units (kernels, cuBLASLt glue, dispatch).
+// Not part of the public API (linear_cuda.h).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/linear_cuda.h"
+
+namespace gdn::cuda::detail {
+
+constexpr int64_t kRowPad = 32;       // device rows are padded to this (two 16-row MMA tiles)
+constexpr int64_t kGroupBytes = 128;  // K group: bytes of one weight row one warp iteration reads
+constexpr int kMaxSliceTokens = 64;   // tokens per small-M launch (8 MMA n-tiles)
+constexpr int kMaxCounters = 32768;   // split-K counters (one per row tile) at the start of the workspace
+
+inline int64_t group_elems(DeviceWeightKind k) {
+  return k == DeviceWeightKind::Bf16 ? 64 : k == DeviceWeightKind::Fp8 ? 128 : 256;
+}
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Weight × activation pairing of the small-M kernel.
+enum class SmFmt : int {
+  Bf16 = 0,     // BF16 weight × BF16 x (m16n8k16)
+  Fp8Fp8 = 1,   // E4M3 weight × E4M3 x (m16n8k32), per-channel or 128×128 block scales
+  Fp8Bf16 = 2,  // E4M3 weight decoded to BF16 × BF16 x (weight-only)
+  Nvfp4 = 3,    // E2M1·E4M3 decoded to BF16 × BF16 x (x = q·s when NVFP4 activations)
+};
+
+inline SmFmt small_fmt(const DeviceLinear& w) {
+  switch (w.kind) {
+    case DeviceWeightKind::Bf16: return SmFmt::Bf16;
+    case DeviceWeightKind::Fp8: return w.scheme.act == ActQuant::None ? SmFmt::Fp8Bf16 : SmFmt::Fp8Fp8;
+    case DeviceWeightKind::Nvfp4: return SmFmt::Nvfp4;
+  }
+  return SmFmt::Bf16;
+}
+
+struct SmallMParams {
+  const uint8_t* w = nullptr;        // weight codes, row stride ldw bytes
+  int64_t ldw = 0;
+  const float* wscale = nullptr;     // FP8: per-channel [rows_pad] or block [⌈N/128⌉][wscale_ld]
+  int64_t wscale_ld = 0;
+  int block_scaled = 0;              // FP8: scales applied per 128-K group inside the main loop
+  const uint8_t* nvfp4_scales = nullptr;
+  int64_t ld_bs = 0;                 // bytes per row of nvfp4_scales
+  const void* x = nullptr;           // [M][ldx] bf16 or e4m3 (first token of this launch)
+  int64_t ldx = 0;                   // elements
+  const float* sx = nullptr;         // per-token [M] or per-group [kb][sx_ld] (first token of this launch)
+  int64_t sx_ld = 0;
+  int act_scaled = 0;                // FP8 per-channel: multiply by sx[token] in the epilogue
+  float alpha = 1.f;                 // epilogue constant (NVFP4: 256 / divisor [/ G_x])
+  int M = 0, N = 0;                  // tokens of this launch (≤ 64), logical rows
+  int KG = 0;                        // 128-byte K groups per row
+  int rtiles = 0;                    // row tiles of 16·MT rows
+  int warps = 0;                     // W: warps sharing the rtiles·KG iterations (W ≤ rtiles·KG)
+  float* partial = nullptr;          // [W][2][MT·NT·4][32]: first/last segment of each warp's range
+  int* counters = nullptr;           // [rtiles], zero on entry, left zero
+  float* y = nullptr;                // [M][N] (first token of this launch)
+};
+
+struct SmallMPlan {
+  int MT = 2, NT = 1, rtiles = 0, KG = 0;
+  int warps = 0, blocks = 0, threads = 0;
+  size_t smem = 0;
+};
+SmallMPlan plan_small_m(const DeviceLinear& w, int M);
+size_t small_m_partial_bytes(const DeviceLinear& w, int M);
+void launch_small_m(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl);
+
+// Activation pre-kernels. All write [rows_out][ldo] with zeros past K and for rows M..rows_out-1.
+void launch_act_copy(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t rows_out,
+                     int64_t ldo, cudaStream_t s, bool pdl);
+void launch_act_fp8_token(const __nv_bfloat16* x, int64_t M, int64_t K, uint8_t* out, float* sx, int64_t rows_out,
+                          int64_t ldo, cudaStream_t s, bool pdl);
+// sx: [⌈ldo/128⌉][sx_ld] (token-contiguous per K group, what cuBLASLt VEC128 wants) for tokens
+// < split; tokens ≥ split go to tail[kb][tail_ld] at token − split.
+void launch_act_fp8_group(const __nv_bfloat16* x, int64_t M, int64_t K, uint8_t* out, float* sx, int64_t sx_ld,
+                          int64_t split, float* tail, int64_t tail_ld, int64_t rows_out, int64_t ldo, cudaStream_t s,
+                          bool pdl);
+// out = q·s (exact in BF16); the 1/G_x goes into the GEMM epilogue.
+void launch_act_nvfp4(const __nv_bfloat16* x, int64_t M, int64_t K, float gx, __nv_bfloat16* out, int64_t rows_out,
+                      int64_t ldo, cudaStream_t s, bool pdl);
+// Rows [r0, r0+nrows) of an NVFP4 weight as BF16 e2m1·s·2⁻⁸ (exact), natural K order, ld cols_pad.
+void launch_nvfp4_dequant(const DeviceLinear& w, int64_t r0, int64_t nrows, __nv_bfloat16* out, cudaStream_t s);
+
+// cuBLASLt, D[n][m] (row-major y, ldd) = alpha · scaleA ⊙ scaleB ⊙ Σ_k A[n][k]·B[m][k]
+// (A = weights [rows][lda], B = activations [tokens][ldb], both K-contiguous: "TN").
+enum class LtType { Bf16, Fp8 };
+enum class LtScale { None, OuterVec, Blk128Vec128 };
+struct LtProblem {
+  LtType type = LtType::Bf16;
+  LtScale scale = LtScale::None;
+  int64_t n = 0, m = 0, k = 0;    // weight rows, tokens, reduction
+  const void* a = nullptr;        // weights
+  int64_t lda = 0;
+  const void* b = nullptr;        // activations
+  int64_t ldb = 0;
+  float* d = nullptr;
+  int64_t ldd = 0;
+  float alpha = 1.f;
+  const float* a_scale = nullptr;  // OuterVec: [n]; Blk128: [⌈n/128⌉][ld multiple of 4]
+  const float* b_scale = nullptr;  // OuterVec: [m]; Vec128: [⌈k/128⌉][m]
+};
+// false when cuBLASLt has no algorithm for the problem (cached); throws on a failed launch.
+bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cudaStream_t s);
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+
+}  // namespace gdn::cuda::detail
