@@ -9,12 +9,17 @@
 //
 // Known differences from Jinja2 (none affects the chat templates we test against):
 //  * integers are 64-bit (Python's are unbounded): overflow is an error;
-//  * filters that return generators (|map, |select, |items, ...) compute their items eagerly;
-//  * Unicode case mapping covers Latin, Greek, Cyrillic and Armenian; `\w`/isalpha/isprintable
-//    are approximations outside those scripts;
+//  * filters that return generators (|map, |select, |items, ...) compute their items eagerly,
+//    so an error inside one surfaces even if the generator is never consumed;
+//  * range() and dict.items()/keys()/values() return lists (their repr differs from Python's);
+//  * Unicode case mapping covers Latin, Greek, Cyrillic and Armenian; isalpha, `\w` and
+//    isprintable are approximations outside those scripts;
 //  * include/import/extends fail at render time, as in transformers (no template loader);
+//    {% autoescape %}, cycler(), lipsum(), *args/**kwargs in calls, \N{...} escapes and the
+//    filters filesizeformat, groupby, pprint, random, striptags, urlencode, urlize, wordwrap
+//    and xmlattr are not supported (a clear error when used);
 //  * str.format supports fields and !r/!s conversions but no format specs;
-//  * the addresses in reprs of functions/generators differ (Python prints memory addresses).
+//  * reprs of functions and generators carry no memory address.
 #pragma once
 
 #include <memory>

@@ -2,6 +2,7 @@
 // Jinja2 (map, select, reject, selectattr, rejectattr, unique, items, batch, slice, reverse of
 // a list) return one-shot iterators here too, so truthiness and |length behave the same.
 #include <algorithm>
+#include <unordered_set>
 
 #include "template/builtins.h"
 #include "template/format.h"
@@ -76,6 +77,7 @@ Value select_filter(Renderer& r, const Value& in, CallArgs& args, bool select, b
   test_args.kw = args.kw;
   std::vector<Value> out;
   for (const Value& item : py_iterate(in)) {
+    r.charge(64 + walk_cost(item));
     const Value x = by_attr ? get_attribute_path(r, item, attr, std::nullopt) : item;
     CallArgs a = test_args;
     const bool ok = has_test ? call_test(r, test, x, a) : x.truthy();
@@ -103,6 +105,7 @@ Value map_filter(Renderer& r, const Value& in, CallArgs& args) {
   const std::string filter = py_str(args.pos[0]);
   if (!is_jinja_filter(filter)) raise("TemplateRuntimeError", "No filter named '" + filter + "'.");
   for (const Value& item : py_iterate(in)) {
+    r.charge(64 + walk_cost(item));
     CallArgs a;
     a.pos.assign(args.pos.begin() + 1, args.pos.end());
     a.kw = args.kw;
@@ -176,16 +179,13 @@ Value dictsort_filter(const Value& in, CallArgs& args) {
 Value unique_filter(Renderer& r, const Value& in, CallArgs& args) {
   auto a = args.bind("do_unique", {"case_sensitive", "attribute"});
   const bool cs = a[0] && a[0]->truthy();
-  std::vector<std::string> seen;
+  std::unordered_set<std::string> seen;
   std::vector<Value> out;
   for (const Value& item : py_iterate(in)) {
     const Value k = sort_key(r, item, a[1], cs);
     if (!is_hashable(k)) raise("TypeError", "unhashable type: '" + type_name(k) + "'");
-    std::string h = hash_key(k);
-    if (std::find(seen.begin(), seen.end(), h) != seen.end()) continue;
-    seen.push_back(std::move(h));
-    out.push_back(item);
-    r.charge(seen.size());
+    r.charge(64 + walk_cost(k));
+    if (seen.insert(hash_key(k)).second) out.push_back(item);
   }
   return Value::iter(std::move(out));
 }

@@ -84,11 +84,7 @@ Value g_namespace(Renderer& r, CallArgs& a) {
   Namespace* ns = r.new_namespace();
   for (auto& [k, v] : entries) {
     if (!k.is_str()) raise("TypeError", "namespace attribute names must be strings");
-    if (Value* slot = ns->find(k.as_str())) {
-      *slot = v;
-    } else {
-      ns->attrs.emplace_back(k.as_str(), v);
-    }
+    ns->set(k.as_str(), v);
   }
   return Value::ns(ns);
 }

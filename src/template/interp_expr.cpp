@@ -387,6 +387,7 @@ Value Renderer::eval(const Expr& e, Frame& f) {
       CallArgs args;
       eval_args(e, f, args);
       if (!is_jinja_test(e.name)) raise("TemplateRuntimeError", "No test named '" + e.name + "' found.");
+      for (const Value& a : args.pos) charge(walk_cost(a));  // `is in`
       return Value::boolean(call_test(*this, e.name, v, args) != e.negated);
     }
     case EK::Neg:

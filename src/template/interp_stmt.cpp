@@ -184,11 +184,7 @@ void Renderer::assign(const Target& t, const Value& v, Frame& f) {
     case Target::NsAttr: {
       const Value ns = lookup(t.name, f);
       if (ns.kind() != Kind::Namespace) raise("TemplateRuntimeError", "cannot assign attribute on non-namespace object");
-      if (Value* slot = ns.as_ns()->find(t.attr)) {
-        *slot = v;
-      } else {
-        ns.as_ns()->attrs.emplace_back(t.attr, v);
-      }
+      ns.as_ns()->set(t.attr, v);
       return;
     }
   }

@@ -198,10 +198,18 @@ void DictObj::set(Value key, Value value) {
   }
 }
 
-Value* Namespace::find(std::string_view name) {
-  for (auto& [k, v] : attrs)
-    if (k == name) return &v;
-  return nullptr;
+Value* Namespace::find(const std::string& name) {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &attrs[it->second].second;
+}
+
+void Namespace::set(const std::string& name, Value v) {
+  if (Value* slot = find(name)) {
+    *slot = std::move(v);
+    return;
+  }
+  index_.emplace(name, attrs.size());
+  attrs.emplace_back(name, std::move(v));
 }
 
 // ---- Python semantics ------------------------------------------------------------------------

@@ -137,8 +137,12 @@ struct IterObj final : Obj {
 };
 
 struct Namespace {
-  std::vector<std::pair<std::string, Value>> attrs;
-  Value* find(std::string_view name);
+  std::vector<std::pair<std::string, Value>> attrs;  // in assignment order (repr shows them so)
+  Value* find(const std::string& name);
+  void set(const std::string& name, Value v);
+
+ private:
+  std::unordered_map<std::string, size_t> index_;
 };
 
 struct CallableObj : Obj {
