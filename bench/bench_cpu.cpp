@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/machine.h"
 #include "core/thread_pool.h"
 #include "model/qwen35_model.h"
 
@@ -20,14 +21,6 @@ using namespace gdn;
 using clk = std::chrono::steady_clock;
 
 namespace {
-
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
 
 // memcpy of a 1 GiB buffer on every thread: bytes read + written per second.
 double copy_bandwidth(ThreadPool& pool) {
@@ -85,9 +78,9 @@ int main(int argc, char** argv) {
   try {
     ThreadPool pool(threads);
     const double bw = copy_bandwidth(pool);
-    nlohmann::ordered_json out = {{"machine", {{"cpu", cpu_name()}, {"threads", pool.size()}}},
+    nlohmann::ordered_json out = {{"machine", {{"cpu", cpu_model_name()}, {"threads", pool.size()}}},
                                   {"copy_bandwidth_GBps", bw / 1e9}, {"runs", nlohmann::json::array()}};
-    std::printf("machine: %s, %d threads; memcpy bandwidth %.1f GB/s (read+write)\n\n", cpu_name().c_str(), pool.size(),
+    std::printf("machine: %s, %d threads; memcpy bandwidth %.1f GB/s (read+write)\n\n", cpu_model_name().c_str(), pool.size(),
                 bw / 1e9);
     std::printf("%-14s %8s %10s %10s %11s %10s %12s %10s\n", "model", "params", "prefill", "prefill", "decode",
                 "decode", "decode", "of copy");

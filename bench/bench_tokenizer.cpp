@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/machine.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace gdn;
@@ -29,17 +30,9 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
-
 // "AMD EPYC 7B13 64-Core Processor", 2 threads → "amd-epyc-2threads" (as the other results).
 std::string machine_name() {
-  std::istringstream words(cpu_name());
+  std::istringstream words(cpu_model_name());
   std::string w, name;
   for (int k = 0; k < 2 && words >> w; ++k) {
     for (char& c : w) c = std::isalnum(uint8_t(c)) ? char(std::tolower(uint8_t(c))) : '-';
@@ -162,7 +155,7 @@ int main(int argc, char** argv) {
     std::vector<Result> results = {run_mix(*tok, "corpus", all, mb, reference, tokenizer),
                                    run_mix(*tok, "corpus without long runs", no_runs, mb, reference, tokenizer)};
 
-    std::printf("tokenizer: %s (loaded in %.2f s)\nCPU: %s, single thread\n\n", tokenizer.c_str(), load_s, cpu_name().c_str());
+    std::printf("tokenizer: %s (loaded in %.2f s)\nCPU: %s, single thread\n\n", tokenizer.c_str(), load_s, cpu_model_name().c_str());
     std::printf("| text (MB) | gdnserve encode MB/s | reference encode MB/s | ratio | gdnserve decode MB/s | reference decode MB/s | same ids |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
     nlohmann::ordered_json runs = nlohmann::ordered_json::array();
@@ -182,7 +175,7 @@ int main(int argc, char** argv) {
       runs.push_back(j);
     }
     nlohmann::ordered_json out = {
-        {"machine", {{"cpu", cpu_name()}, {"threads", std::thread::hardware_concurrency()}}},
+        {"machine", {{"cpu", cpu_model_name()}, {"threads", std::thread::hardware_concurrency()}}},
         {"tokenizer", tokenizer},
         {"reference", "Hugging Face tokenizers 0.22.2 (Rust) via @anush008/tokenizers 0.6.0, one encode call at a time"},
         {"load_seconds", load_s},

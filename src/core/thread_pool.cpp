@@ -41,7 +41,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     ++generation_;
   }
   start_cv_.notify_all();
-  // The caller works too.
+  run_ranges(fn, n, chunk);  // the caller works too
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  job_ = nullptr;
+}
+
+void ThreadPool::run_ranges(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t chunk) {
   for (;;) {
     int64_t b;
     {
@@ -49,12 +55,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
       b = next_;
       next_ += chunk;
     }
-    if (b >= n) break;
+    if (b >= n) return;
     fn(b, std::min(n, b + chunk));
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int) {
@@ -71,16 +74,7 @@ void ThreadPool::worker_loop(int) {
       n = job_n_;
       chunk = job_chunk_;
     }
-    for (;;) {
-      int64_t b;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        b = next_;
-        next_ += chunk;
-      }
-      if (b >= n) break;
-      (*job)(b, std::min(n, b + chunk));
-    }
+    run_ranges(*job, n, chunk);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (--pending_ == 0) done_cv_.notify_all();

@@ -27,6 +27,8 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  // Claims ranges of the current job until none is left.
+  void run_ranges(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t chunk);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
