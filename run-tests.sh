@@ -9,11 +9,13 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-# Fuzz smoke run (the long runs are manual: see fuzz/README.md).
+# Fuzz smoke run (longer runs are manual: ./build-fuzz/fuzz/fuzz_NAME -max_total_time=600 CORPUS).
 if command -v clang++ >/dev/null; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DGDN_FUZZ=ON -DGDN_TESTS=OFF -DGDN_NATIVE=OFF -DGDN_CUDA=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  ninja -C build-fuzz -j"$jobs"
+  # Only the fuzz targets (and what they compile), not the whole tree a second time.
+  fuzz_targets=$(ninja -C build-fuzz -t targets all | grep -oE '^fuzz_[a-z_]+:' | tr -d ':' | sort -u)
+  ninja -C build-fuzz -j"$jobs" $fuzz_targets
   for f in build-fuzz/fuzz/fuzz_*; do
     [ -x "$f" ] || continue
     name=$(basename "$f" | sed 's/^fuzz_//')
