@@ -64,7 +64,7 @@ class Renderer {
 
   // Used by callables defined in the interpreter.
   Value call_macro(const MacroDef& def, Frame* scope, const Value& self, CallArgs& args);
-  Value run_loop(const Stmt& s, Frame& frame, const Value& iterable, int depth0, std::string& out);
+  void run_loop(const Stmt& s, Frame& frame, const Value& iterable, int depth0, std::string& out);
 
  private:
   enum class Flow { Normal, Break, Continue };
@@ -96,7 +96,6 @@ class Renderer {
 
   Flow exec(const Body& body, Frame& f, std::string& out);
   Flow exec_stmt(const Stmt& s, Frame& f, std::string& out);
-  void exec_for(const Stmt& s, Frame& f, std::string& out);
   void assign(const Target& t, const Value& v, Frame& f);
   Value define_macro(const std::shared_ptr<MacroDef>& def, Frame& f);
   std::string capture(const Body& body, Frame& parent);

@@ -133,7 +133,7 @@ Renderer::Flow Renderer::exec_stmt(const Stmt& s, Frame& f, std::string& out) {
   return Flow::Normal;
 }
 
-Value Renderer::run_loop(const Stmt& s, Frame& frame, const Value& iterable, int depth0, std::string& out) {
+void Renderer::run_loop(const Stmt& s, Frame& frame, const Value& iterable, int depth0, std::string& out) {
   std::vector<Value> items = py_iterate(iterable);
   charge(items.size() * sizeof(Value));
   if (s.filter) {  // `for x in xs if cond`: filtered before loop.index/length are counted
@@ -149,7 +149,7 @@ Value Renderer::run_loop(const Stmt& s, Frame& frame, const Value& iterable, int
   if (items.empty()) {
     Scope else_frame(*this, &frame);
     exec(s.else_body, *else_frame, out);
-    return Value();
+    return;
   }
   auto loop = std::make_shared<LoopObj>();
   loop->items = std::move(items);
@@ -166,7 +166,6 @@ Value Renderer::run_loop(const Stmt& s, Frame& frame, const Value& iterable, int
     if (exec(s.body, *iter, out) == Flow::Break) break;
   }
   loop->active = false;
-  return Value();
 }
 
 void Renderer::assign(const Target& t, const Value& v, Frame& f) {

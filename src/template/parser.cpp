@@ -120,7 +120,7 @@ StmtPtr Parser::parse_set() {
   auto s = stmt(SK::SetBlock, at);
   s->target = std::move(target);
   if (is_op("|")) s->filter = parse_filter(nullptr, false);
-  s->body = with_context(false, loops_, [&] { return statements({"endset"}, "set", true); });
+  s->body = with_context(false, 0, [&] { return statements({"endset"}, "set", true); });  // no break/continue inside
   return s;
 }
 
@@ -163,7 +163,7 @@ StmtPtr Parser::parse_call_block() {
 StmtPtr Parser::parse_filter_block() {
   auto s = stmt(SK::FilterBlock, advance());
   s->filter = parse_filter(nullptr, true);
-  s->body = with_context(false, loops_, [&] { return statements({"endfilter"}, "filter", true); });
+  s->body = with_context(false, 0, [&] { return statements({"endfilter"}, "filter", true); });  // no break/continue inside
   return s;
 }
 

@@ -85,6 +85,8 @@ TEST(TemplateChat, TemplateVariables) {
   EXPECT_EQ(gdn::render_chat_request(gdn::ChatTemplate::compile("{{ bos_token }}{{ eos_token }}"),
                                      req(R"({"messages": []})"), specials),
             "<s></s>");
+  // a plain (key-sorted) nlohmann::json context works too
+  EXPECT_EQ(gdn::ChatTemplate::compile("{{ b }}{{ a }}").render(nlohmann::json{{"a", 1}, {"b", "x"}}), "x1");
   EXPECT_THROW(gdn::chat_template_context(req(R"({"messages": "no"})")), gdn::InputError);
   EXPECT_THROW(gdn::chat_template_context(req(R"({"messages": [], "chat_template_kwargs": 3})")), gdn::InputError);
 }
