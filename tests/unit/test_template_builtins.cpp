@@ -1,5 +1,5 @@
 // Jinja2's built-in filters and tests, transformers' tojson filter, and the Python str/dict/list
-// methods templates call. Each row renders one small template with the variables in kContext.
+// methods templates call. Each row renders one small template with the variables in kTableContext (template_table.h).
 //
 // Expected outputs follow the Python/Jinja2 definitions (str.split() without arguments splits on
 // runs of Unicode whitespace, |title capitalises after -, space and brackets while str.title()
@@ -13,31 +13,15 @@
 #include <string>
 
 #include "template/chat_template.h"
+#include "template_table.h"
 
 namespace {
 
-struct Case {
-  const char* tmpl;
-  const char* want;
-};
-
-// The variables every table row renders with.
-const char* kContext = R"({"x": [1, 2, 3], "d": {"a": 1, "b": [1, "x"]}, "s": "hello", "n": null, "t": true, "f": 1.5, "u": "héllo wörld ΣΑΣ", "items": [{"name": "b", "v": 2}, {"name": "a", "v": 1}, {"name": "C", "v": 3}], "e": "", "z": 0})";
-
-std::string render(const std::string& source) {
-  return gdn::ChatTemplate::compile(source, "t").render(nlohmann::ordered_json::parse(kContext));
-}
-
+using Case = gdn::test::TemplateCase;
+std::string render(const std::string& source) { return gdn::test::render_in_table_context(source); }
 template <size_t N>
 void check(const Case (&cases)[N]) {
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.tmpl);
-    try {
-      EXPECT_EQ(render(c.tmpl), c.want);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "threw: " << e.what();
-    }
-  }
+  gdn::test::check_table(cases);
 }
 
 // StringFilters
