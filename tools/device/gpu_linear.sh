@@ -53,7 +53,7 @@ if has_stage build; then
   t0=$SECONDS
   if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
        "${CMAKE_DEPS[@]}" >"$OUT/build.log" 2>&1 &&
-     ninja -C "$BUILD" -j16 gdn_gpu_tests bench_gemm >>"$OUT/build.log" 2>&1; then
+     ninja -C "$BUILD" -j16 gdn_gpu_tests bench_gemm bench_upload >>"$OUT/build.log" 2>&1; then
     note "build: ok in $((SECONDS - t0)) s"
     # What the small-M kernels compiled to: tensor-core ops and 16-byte loads per instance.
     { cuobjdump -sass "$BUILD/libgdn_kernels_cuda.a" 2>/dev/null | awk '

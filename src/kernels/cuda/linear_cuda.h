@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <span>
 
 #include "core/quant_types.h"
 #include "kernels/cpu/linear.h"
@@ -68,6 +69,15 @@ struct DeviceLinear {
                                          // 8c+2t+b (one 32-bit load per row per group in the kernel)
   float nvfp4_weight_divisor = 1.f;      // W = e2m1 · s_block / divisor
   float nvfp4_input_global = 1.f;        // G_x
+  // Fused weights (upload_fused_linear): part p owns output rows [part_begin[p], part_begin[p+1]),
+  // i.e. columns of y. parts == 1 for a plain upload.
+  static constexpr int kMaxParts = 8;
+  int parts = 1;
+  int64_t part_begin[kMaxParts + 1] = {};
+  float part_weight_divisor[kMaxParts] = {};  // NVFP4: each part's global divisor
+  // NVFP4 fused from parts with different global divisors: [rows_pad] epilogue multiplier per output
+  // row (256 / divisor of its part [/ G_x]); nullptr = the scalar nvfp4_weight_divisor for all rows.
+  const float* nvfp4_row_alpha = nullptr;
   int64_t weight_bytes() const;          // bytes one call streams (codes + scales, padded)
 };
 
@@ -117,6 +127,21 @@ class Uploader {
 
 // One weight, synchronously with respect to the host buffer.
 DeviceLinear upload_linear(const MatrixRef& host, DeviceArena& arena, cudaStream_t stream);
+
+// Several weights with the same K (and dtype, scheme) concatenated along the output dimension into
+// ONE DeviceLinear (q|k|v, gate|up, in_proj_qkv|in_proj_z), so they run as one GEMM: y's columns
+// [part_begin[p], part_begin[p+1]) are part p's outputs (formats.md §11). Rules, else InputError:
+// same cols, dtype and scheme (weight format and activation quantization) for all parts; at most
+// DeviceLinear::kMaxParts parts; FP8 block-128: every part's rows a multiple of 128 (the block-scale
+// rows are concatenated); NVFP4: equal input global G_x (the parts read the same input), the weight
+// global divisors may differ (then a per-row alpha, nvfp4_row_alpha, is uploaded; each output row
+// gets exactly the multiplier its unfused part would). Per-channel scales and NVFP4 block scales are
+// concatenated by row. Each part's outputs equal uploading that part alone up to fp32 summation
+// order (the small-M split and cuBLASLt's algorithm depend on the total N). Builds the concatenation in host memory
+// first (one extra host copy of the fused weight). Synchronous like upload_linear.
+DeviceLinear upload_fused_linear(std::span<const MatrixRef> parts, DeviceArena& arena, cudaStream_t stream);
+// Device bytes upload_fused_linear(parts) takes.
+size_t device_bytes_for_fused(std::span<const MatrixRef> parts);
 
 enum class LinearPath { Auto, SmallM, LargeM };
 

@@ -54,12 +54,7 @@ bool pdl_enabled() {
   return on;
 }
 
-float nvfp4_alpha(const DeviceLinear& w) {
-  // 2⁸ undoes the decode's 2⁻⁸; the divisor and (with NVFP4 activations) G_x are the global scales.
-  double a = 256.0 / double(w.nvfp4_weight_divisor);
-  if (w.scheme.act == ActQuant::Nvfp4) a /= double(w.nvfp4_input_global);
-  return float(a);
-}
+float nvfp4_alpha(const DeviceLinear& w) { return detail::nvfp4_alpha(w, w.nvfp4_weight_divisor); }
 
 // Prepared activations of one call.
 struct Acts {
@@ -92,6 +87,7 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
     p.sx_ld = a.sx_ld;
     p.act_scaled = w.scheme.act == ActQuant::Fp8PerToken;
     p.alpha = w.kind == DeviceWeightKind::Nvfp4 ? nvfp4_alpha(w) : 1.f;
+    p.row_alpha = w.kind == DeviceWeightKind::Nvfp4 ? w.nvfp4_row_alpha : nullptr;
     p.M = M;
     p.N = int(w.rows);
     p.KG = pl.KG;
@@ -240,12 +236,30 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       p.a = deq;
       p.lda = Kp;
       p.alpha = nvfp4_alpha(w);
+      if (w.nvfp4_row_alpha == nullptr) {
+        for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
+          const int64_t nr = std::min(slice, w.rows - r0);
+          launch_nvfp4_dequant(w, r0, nr, deq, stream);
+          p.n = nr;
+          p.d = y + r0;
+          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+        }
+        return;
+      }
+      // Fused parts with different global divisors: one GEMM per (slice ∩ part) with that part's
+      // alpha, so every output row gets exactly its unfused multiplier.
       for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
-        const int64_t nr = std::min(slice, w.rows - r0);
-        launch_nvfp4_dequant(w, r0, nr, deq, stream);
-        p.n = nr;
-        p.d = y + r0;
-        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+        const int64_t r1 = std::min(r0 + slice, w.rows);
+        launch_nvfp4_dequant(w, r0, r1 - r0, deq, stream);
+        for (int q = 0; q < w.parts; ++q) {
+          const int64_t s0 = std::max(r0, w.part_begin[q]), s1 = std::min(r1, w.part_begin[q + 1]);
+          if (s0 >= s1) continue;
+          p.a = deq + (s0 - r0) * Kp;
+          p.n = s1 - s0;
+          p.d = y + s0;
+          p.alpha = detail::nvfp4_alpha(w, w.part_weight_divisor[q]);
+          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+        }
       }
       return;
     }

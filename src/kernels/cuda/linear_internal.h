@@ -52,6 +52,7 @@ struct SmallMParams {
   int64_t sx_ld = 0;
   int act_scaled = 0;                // FP8 per-channel: multiply by sx[token] in the epilogue
   float alpha = 1.f;                 // epilogue constant (NVFP4: 256 / divisor [/ G_x])
+  const float* row_alpha = nullptr;  // NVFP4 fused: per-row epilogue multiplier (replaces alpha)
   int M = 0, N = 0;                  // tokens of this launch (≤ 64), logical rows
   int KG = 0;                        // 128-byte K groups per row
   int rtiles = 0;                    // row tiles of 16·MT rows
@@ -60,6 +61,14 @@ struct SmallMParams {
   int* counters = nullptr;           // [rtiles], zero on entry, left zero
   float* y = nullptr;                // [M][N] (first token of this launch)
 };
+
+// NVFP4 epilogue multiplier: 2⁸ undoes the decode's 2⁻⁸; the divisor and (with NVFP4 activations)
+// G_x are the global scales.
+inline float nvfp4_alpha(const DeviceLinear& w, float divisor) {
+  double a = 256.0 / double(divisor);
+  if (w.scheme.act == ActQuant::Nvfp4) a /= double(w.nvfp4_input_global);
+  return float(a);
+}
 
 struct SmallMPlan {
   int MT = 2, NT = 1, rtiles = 0, KG = 0;

@@ -221,7 +221,7 @@ __device__ __forceinline__ float epilogue(const SmallMParams& p, float v, int ro
     }
     return v;
   } else {
-    return v * p.alpha;
+    return v * (p.row_alpha ? __ldg(p.row_alpha + row) : p.alpha);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/linear_cuda.h"
@@ -69,6 +70,7 @@ int64_t DeviceLinear::weight_bytes() const {
   }
   if (scheme.weight == WeightFormat::Fp8PerChannel) b += rows_pad * 4;
   if (scheme.weight == WeightFormat::Fp8Block128) b += (rows + 127) / 128 * scale_ld * 4;
+  if (nvfp4_row_alpha) b += rows_pad * 4;
   return b;
 }
 
@@ -156,6 +158,9 @@ DeviceLinear Uploader::linear(const MatrixRef& h) {
     d.nvfp4_weight_divisor = h.quant->nvfp4_weight_divisor;
     d.nvfp4_input_global = h.quant->nvfp4_input_global;
   }
+  d.parts = 1;
+  d.part_begin[1] = h.rows;
+  d.part_weight_divisor[0] = d.nvfp4_weight_divisor;
   const int64_t rows = h.rows, cols = h.cols;
 
   // Codes, row by row with zero padding. Chunks hold whole rows (a row is ≤ 35 KB for the 27B).
@@ -250,6 +255,114 @@ DeviceLinear upload_linear(const MatrixRef& host, DeviceArena& arena, cudaStream
   Uploader u(arena, stream, nullptr, staging);
   DeviceLinear d = u.linear(host);
   u.sync();
+  return d;
+}
+
+namespace {
+
+// Validates fused parts (formats.md §11); returns the total row count.
+int64_t check_fused(std::span<const MatrixRef> parts) {
+  if (parts.empty()) throw InputError("upload_fused_linear: no parts");
+  if (parts.size() > size_t(DeviceLinear::kMaxParts))
+    throw InputError("upload_fused_linear: " + std::to_string(parts.size()) + " parts, at most " +
+                     std::to_string(DeviceLinear::kMaxParts));
+  const MatrixRef& a = parts[0];
+  const LinearScheme sa = a.quant ? a.quant->scheme : LinearScheme{};
+  int64_t rows = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const MatrixRef& b = parts[i];
+    const std::string which = "upload_fused_linear: part " + std::to_string(i);
+    if (b.rows <= 0 || b.cols <= 0) throw InputError(which + " is empty");
+    if (b.cols != a.cols)
+      throw InputError(which + " has K = " + std::to_string(b.cols) + ", part 0 has K = " + std::to_string(a.cols));
+    if (b.dtype != a.dtype) throw InputError(which + " has a different dtype than part 0");
+    if (bool(b.quant) != bool(a.quant) || (b.quant && !(b.quant->scheme == sa)))
+      throw InputError(which + " has a different scheme (weight format / activation quantization) than part 0");
+    if (sa.weight == WeightFormat::Fp8Block128 && b.rows % 128 != 0)
+      throw InputError(which + " has " + std::to_string(b.rows) +
+                       " rows: FP8 block-128 parts must have a multiple of 128 rows to be fused");
+    const bool nv = sa.weight == WeightFormat::Nvfp4ModelOpt || sa.weight == WeightFormat::Nvfp4CT;
+    if (nv && sa.act == ActQuant::Nvfp4 && b.quant->nvfp4_input_global != a.quant->nvfp4_input_global)
+      throw InputError(which + " has input global scale " + std::to_string(b.quant->nvfp4_input_global) +
+                       ", part 0 has " + std::to_string(a.quant->nvfp4_input_global) +
+                       ": NVFP4 parts must share G_x to be fused");
+    rows += b.rows;
+  }
+  return rows;
+}
+
+bool is_nvfp4(const MatrixRef& h) {
+  return h.quant &&
+         (h.quant->scheme.weight == WeightFormat::Nvfp4ModelOpt || h.quant->scheme.weight == WeightFormat::Nvfp4CT);
+}
+
+bool divisors_differ(std::span<const MatrixRef> parts) {
+  if (!is_nvfp4(parts[0])) return false;
+  for (const MatrixRef& p : parts)
+    if (p.quant->nvfp4_weight_divisor != parts[0].quant->nvfp4_weight_divisor) return true;
+  return false;
+}
+
+}  // namespace
+
+size_t device_bytes_for_fused(std::span<const MatrixRef> parts) {
+  const int64_t rows = check_fused(parts);
+  MatrixRef all = parts[0];
+  all.rows = rows;
+  size_t b = device_bytes_for(all);
+  if (divisors_differ(parts)) b += align256(round_up(all.rows, detail::kRowPad) * 4);
+  return b;
+}
+
+DeviceLinear upload_fused_linear(std::span<const MatrixRef> parts, DeviceArena& arena, cudaStream_t stream) {
+  const int64_t rows = check_fused(parts);
+  const MatrixRef& a = parts[0];
+  const int64_t cols = a.cols;
+  const bool nv = is_nvfp4(a);
+  // Bytes of one stored row of codes in the host layout.
+  const int64_t row_bytes = nv ? cols / 2 : int64_t(dtype_size(a.dtype)) * cols;
+
+  // Host concatenation: codes, per-channel / block-128 scales, NVFP4 block scales, all by row.
+  std::vector<uint8_t> codes(size_t(rows * row_bytes)), block_scales;
+  std::shared_ptr<QuantInfo> q;
+  if (a.quant) {
+    q = std::make_shared<QuantInfo>(*a.quant);
+    q->scales.clear();
+    if (nv) block_scales.resize(size_t(rows * (cols / 16)));
+  }
+  int64_t r0 = 0;
+  for (const MatrixRef& p : parts) {
+    std::memcpy(codes.data() + r0 * row_bytes, p.data, size_t(p.rows * row_bytes));
+    if (q) {
+      q->scales.insert(q->scales.end(), p.quant->scales.begin(), p.quant->scales.end());
+      if (nv)
+        std::memcpy(block_scales.data() + r0 * (cols / 16), p.quant->nvfp4_block_scales, size_t(p.rows * (cols / 16)));
+    }
+    r0 += p.rows;
+  }
+  if (q && nv) q->nvfp4_block_scales = block_scales.data();
+  const MatrixRef all{a.dtype, codes.data(), rows, cols, q};
+
+  DeviceLinear d = upload_linear(all, arena, stream);  // synchronous: the host buffers may go
+  d.parts = int(parts.size());
+  r0 = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    d.part_begin[i] = r0;
+    d.part_weight_divisor[i] = parts[i].quant ? parts[i].quant->nvfp4_weight_divisor : 1.f;
+    r0 += parts[i].rows;
+  }
+  d.part_begin[parts.size()] = r0;
+
+  if (divisors_differ(parts)) {
+    std::vector<float> alpha(size_t(d.rows_pad), 0.f);
+    for (int i = 0; i < d.parts; ++i)
+      for (int64_t r = d.part_begin[i]; r < d.part_begin[i + 1]; ++r)
+        alpha[size_t(r)] = detail::nvfp4_alpha(d, d.part_weight_divisor[i]);
+    float* dev = arena.allocate_n<float>(alpha.size());
+    GDN_CUDA_CHECK(cudaMemcpyAsync(dev, alpha.data(), alpha.size() * 4, cudaMemcpyHostToDevice, stream));
+    GDN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    d.nvfp4_row_alpha = dev;
+  }
   return d;
 }
 
