@@ -11,7 +11,7 @@
 
 namespace gdn::test {
 
-struct TemplateCase {
+struct Case {
   const char* tmpl;
   const char* want;
 };
@@ -20,16 +20,16 @@ struct TemplateCase {
 inline const char* kTableContext =
     R"({"x": [1, 2, 3], "d": {"a": 1, "b": [1, "x"]}, "s": "hello", "n": null, "t": true, "f": 1.5, "u": "héllo wörld ΣΑΣ", "items": [{"name": "b", "v": 2}, {"name": "a", "v": 1}, {"name": "C", "v": 3}], "e": "", "z": 0})";
 
-inline std::string render_in_table_context(const std::string& source) {
+inline std::string render(const std::string& source) {
   return ChatTemplate::compile(source, "t").render(nlohmann::ordered_json::parse(kTableContext));
 }
 
 template <size_t N>
-void check_table(const TemplateCase (&cases)[N]) {
-  for (const TemplateCase& c : cases) {
+void check(const Case (&cases)[N]) {
+  for (const Case& c : cases) {
     SCOPED_TRACE(c.tmpl);
     try {
-      EXPECT_EQ(render_in_table_context(c.tmpl), c.want);
+      EXPECT_EQ(render(c.tmpl), c.want);
     } catch (const std::exception& e) {
       ADD_FAILURE() << "threw: " << e.what();
     }

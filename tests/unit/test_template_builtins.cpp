@@ -17,12 +17,7 @@
 
 namespace {
 
-using Case = gdn::test::TemplateCase;
-std::string render(const std::string& source) { return gdn::test::render_in_table_context(source); }
-template <size_t N>
-void check(const Case (&cases)[N]) {
-  gdn::test::check_table(cases);
-}
+using namespace gdn::test;  // Case, render, check (template_table.h)
 
 // StringFilters
 const Case kStringFilters[] = {
