@@ -6,6 +6,9 @@
 #include <cstdio>
 
 #include "core/error.h"
+#ifdef GDN_HAVE_CUDA
+#include "model/cuda/gpu_model.h"
+#endif
 
 namespace gdn {
 
@@ -34,6 +37,20 @@ ActivationMode activation_mode(const std::string& v) {
   fail_input("--activations: '{}' is not valid (expected declared or bf16)", v);
 }
 
+bool use_cuda_backend(const std::string& backend) {
+  if (backend == "cpu") return false;
+#ifdef GDN_HAVE_CUDA
+  const bool present = cuda::cuda_device_available();
+#else
+  const bool present = false;
+  if (backend == "cuda") fail_input("--backend cuda: this build has no CUDA support (nvcc was not found)");
+#endif
+  if (backend == "cuda" && !present) fail_input("--backend cuda: no CUDA device is visible");
+  if (backend != "cuda" && backend != "auto") fail_input("--backend: '{}' is not one of auto, cuda, cpu", backend);
+  if (present) std::fprintf(stderr, "gdnserve: using the CUDA backend\n");
+  return present;
+}
+
 int cli_main(int argc, char** argv) {
   CLI::App app{"gdnserve: inference engine for Qwen3.5/3.6 hybrid (Gated DeltaNet + attention) models"};
   app.require_subcommand(1);
@@ -58,6 +75,9 @@ int cli_main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "gdnserve: error: out of memory\n");
     return 2;
+  } catch (const std::exception& e) {  // device failures (CudaError) and other internal errors
+    std::fprintf(stderr, "gdnserve: error: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

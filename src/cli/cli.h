@@ -25,6 +25,10 @@ void add_detokenize_command(CLI::App& app);
 // --activations declared|bf16 → how quantized checkpoints compute (bf16 = weight-only).
 ActivationMode activation_mode(const std::string& flag_value);
 
+// --backend auto|cuda|cpu → whether to run on the GPU. auto = the GPU when this build has CUDA and a
+// device is visible; cuda without either is an InputError.
+bool use_cuda_backend(const std::string& backend);
+
 // "1,2,3" → {1, 2, 3}; throws InputError naming `flag` on anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);
 

@@ -12,6 +12,9 @@
 #include "runtime/generate.h"
 #include "template/chat_request.h"
 #include "tokenizer/tokenizer.h"
+#ifdef GDN_HAVE_CUDA
+#include "runtime/cuda/gpu_generate.h"
+#endif
 
 namespace gdn {
 
@@ -32,6 +35,9 @@ struct GenerateArgs {
   bool ids = false, ignore_eos = false;
   int threads = 0;
   std::string activations = "declared";
+  std::string backend = "auto", kv_dtype = "bf16";
+  int64_t max_context = 32768;
+  bool no_graphs = false;
 };
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
@@ -62,12 +68,14 @@ void run_generate(const GenerateArgs& a) {
   } else {
     prompt = parse_id_list(a.tokens, "--tokens");
   }
-  auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
+  const bool cuda = use_cuda_backend(a.backend);
+  std::unique_ptr<Qwen35Model> model;
+  const Qwen35Config cfg = load_qwen35_config(a.model);
   GenerateOptions opts;
   opts.max_tokens = a.max_tokens;
   opts.sampling = a.sampling;
   if (a.seed >= 0) opts.sampling.seed = uint64_t(a.seed);
-  if (!a.ignore_eos) opts.stop_ids = model->config().eos_token_ids;
+  if (!a.ignore_eos) opts.stop_ids = cfg.eos_token_ids;
   if (!a.stop_ids.empty())
     for (int32_t id : parse_id_list(a.stop_ids, "--stop-ids")) opts.stop_ids.push_back(id);
 
@@ -76,14 +84,30 @@ void run_generate(const GenerateArgs& a) {
   const bool text_out = tok && !a.ids;
   std::unique_ptr<StreamDecoder> stream;
   if (text_out) stream = std::make_unique<StreamDecoder>(*tok, /*skip_special=*/true);
-  const GenerateResult r = generate(*model, prompt, opts, pool, [&](int32_t id) {
+  auto on_token = [&](int32_t id) {
     if (stream) {
       const std::string piece = stream->push(id);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     }
     return true;
-  });
+  };
+  GenerateResult r;
+  if (cuda) {
+#ifdef GDN_HAVE_CUDA
+    cuda::GpuRunOptions o;
+    o.activations = activation_mode(a.activations);
+    o.kv_dtype = cuda::parse_kv_dtype(a.kv_dtype);
+    if (a.max_context < 64) fail_input("--max-context must be at least 64");
+    o.max_context = int(std::min<int64_t>(a.max_context, int64_t(1) << 30));
+    o.graphs = !a.no_graphs;
+    cuda::GpuSession s = cuda::open_gpu_session(a.model, o, opts.sample_below);
+    r = cuda::generate_gpu(s, prompt, opts, on_token);
+#endif
+  } else {
+    model = Qwen35Model::load(a.model, activation_mode(a.activations));
+    r = generate(*model, prompt, opts, pool, on_token);
+  }
   if (text_out) {
     const std::string rest = stream->flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
@@ -125,6 +149,11 @@ void add_generate_command(CLI::App& app) {
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   c->add_option("--activations", a->activations,
                 "Quantized checkpoints: declared (W8A8/W4A4 as the checkpoint says) or bf16 (weight-only)");
+  c->add_option("--backend", a->backend, "Compute backend: auto (the GPU when one is present), cuda or cpu")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  c->add_option("--kv-cache-dtype", a->kv_dtype, "GPU KV cache: bf16 or fp8 (E4M3, checkpoint scales)");
+  c->add_option("--max-context", a->max_context, "GPU: longest prompt + output (sizes the block table)");
+  c->add_flag("--no-cuda-graphs", a->no_graphs, "GPU: run decode steps eagerly instead of replaying CUDA graphs");
   c->callback([a] { run_generate(*a); });
 }
 

@@ -1,4 +1,4 @@
-// gdnserve logits --model DIR --tokens 1,2,3 [--prefill N | --chunk N] [--backend cpu] --out FILE
+// gdnserve logits --model DIR --tokens 1,2,3 [--prefill N | --chunk N] [--backend auto|cuda|cpu] --out FILE
 // Writes float32 little-endian logits for every input position, row-major [n_tokens, vocab].
 #include <cstdio>
 #include <fstream>
@@ -8,24 +8,25 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/qwen35_model.h"
+#ifdef GDN_HAVE_CUDA
+#include "runtime/cuda/gpu_generate.h"
+#endif
 
 namespace gdn {
 
 namespace {
 
 struct LogitsArgs {
-  std::string model, tokens, out, backend = "cpu";
+  std::string model, tokens, out, backend = "auto", kv_dtype = "bf16";
   int64_t prefill = -1, chunk = -1;
   int threads = 0;
   std::string activations = "declared";
 };
 
 void run_logits(const LogitsArgs& a) {
-  if (a.backend != "cpu") fail_input("--backend: '{}' is not available in this build (expected cpu)", a.backend);
+  const bool cuda = use_cuda_backend(a.backend);
   const std::vector<int32_t> ids = parse_id_list(a.tokens, "--tokens");
-  auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
-  const int64_t n = int64_t(ids.size()), V = model->config().vocab_size;
-  validate_token_ids(ids, V);
+  const int64_t n = int64_t(ids.size());
   if (a.prefill > n) fail_input("--prefill {} is larger than the {} tokens given", a.prefill, n);
   if (a.chunk == 0) fail_input("--chunk must be at least 1");
 
@@ -39,20 +40,38 @@ void run_logits(const LogitsArgs& a) {
     for (int64_t i = 0; i < n; i += step) segments.push_back({i, std::min(n, i + step)});
   }
 
-  ThreadPool pool(a.threads);
-  SequenceState st = model->new_state();
-  std::vector<float> logits(size_t(n * V));
-  for (auto [b, e] : segments)
-    model->forward(std::span<const int32_t>(ids.data() + b, size_t(e - b)), st, {logits.data() + b * V, true, nullptr},
-                   pool);
+  std::vector<float> logits;
+  int64_t V = 0;
+  if (cuda) {
+#ifdef GDN_HAVE_CUDA
+    cuda::GpuRunOptions o;
+    o.activations = activation_mode(a.activations);
+    o.kv_dtype = cuda::parse_kv_dtype(a.kv_dtype);
+    o.max_context = int(std::max<int64_t>(n, 64));
+    o.prefill_chunk = int(std::clamp<int64_t>(n, 1, 2048));
+    cuda::GpuSession s = cuda::open_gpu_session(a.model, o);
+    V = s.model->config().vocab_size;
+    logits = cuda::logits_gpu(s, ids, segments);
+#endif
+  } else {
+    auto model = Qwen35Model::load(a.model, activation_mode(a.activations));
+    V = model->config().vocab_size;
+    validate_token_ids(ids, V);
+    ThreadPool pool(a.threads);
+    SequenceState st = model->new_state();
+    logits.resize(size_t(n * V));
+    for (auto [b, e] : segments)
+      model->forward(std::span<const int32_t>(ids.data() + b, size_t(e - b)), st,
+                     {logits.data() + b * V, true, nullptr}, pool);
+  }
 
   std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
   if (!f) fail_input("--out: cannot create {}", a.out);
   static_assert(std::endian::native == std::endian::little, "logits files are little-endian");
   f.write(reinterpret_cast<const char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
   if (!f) fail_input("--out: write to {} failed", a.out);
-  std::fprintf(stderr, "wrote logits [%lld, %lld] float32 to %s (%zu forward calls)\n", (long long)n, (long long)V,
-               a.out.c_str(), segments.size());
+  std::fprintf(stderr, "wrote logits [%lld, %lld] float32 to %s (%zu forward calls, %s backend)\n", (long long)n,
+               (long long)V, a.out.c_str(), segments.size(), cuda ? "cuda" : "cpu");
 }
 
 }  // namespace
@@ -66,7 +85,9 @@ void add_logits_command(CLI::App& app) {
   auto* chk = c->add_option("--chunk", args->chunk, "Feed the prompt in consecutive chunks of N tokens");
   pre->excludes(chk);
   chk->excludes(pre);
-  c->add_option("--backend", args->backend, "Compute backend")->check(CLI::IsMember({"cpu", "cuda"}));
+  c->add_option("--backend", args->backend, "Compute backend: auto (the GPU when one is present), cuda or cpu")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  c->add_option("--kv-cache-dtype", args->kv_dtype, "GPU KV cache: bf16 or fp8 (E4M3, checkpoint scales)");
   c->add_option("--out", args->out, "Output file (float32 little-endian, [n_tokens, vocab])")->required();
   c->add_option("--threads", args->threads, "CPU threads (default: all cores)");
   c->add_option("--activations", args->activations,

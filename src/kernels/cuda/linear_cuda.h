@@ -79,7 +79,19 @@ struct DeviceLinear {
   // row (256 / divisor of its part [/ G_x]); nullptr = the scalar nvfp4_weight_divisor for all rows.
   const float* nvfp4_row_alpha = nullptr;
   int64_t weight_bytes() const;          // bytes one call streams (codes + scales, padded)
+  int64_t scale_count() const;           // FP32 scales stored (per-channel or block-128), 0 otherwise
 };
+
+// The device layout upload_linear(host) produces (kind, padding, scale stride, globals), with null
+// pointers; host.data is not read.
+DeviceLinear device_layout(const MatrixRef& host);
+
+// --load-format dummy: a weight with the geometry and scheme of `shape` (its data is not read;
+// NVFP4 globals are taken from shape.quant), filled on the GPU with random codes of a plausible
+// magnitude (entries ~ U(−1, 1)·√(3/K)·amp, finite, no NaN codes) and matching scales. Deterministic
+// in seed. Same arena bytes as device_bytes_for(shape).
+DeviceLinear random_linear(const MatrixRef& shape, DeviceArena& arena, cudaStream_t stream, uint64_t seed,
+                           float amp = 1.f);
 
 // Device bytes (arena) one upload of `host` takes, alignment included.
 size_t device_bytes_for(const MatrixRef& host);

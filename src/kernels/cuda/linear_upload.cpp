@@ -74,6 +74,32 @@ int64_t DeviceLinear::weight_bytes() const {
   return b;
 }
 
+DeviceLinear device_layout(const MatrixRef& h) {
+  const Geometry g = geometry(h);
+  DeviceLinear d;
+  d.scheme = h.quant ? h.quant->scheme : LinearScheme{};
+  d.kind = g.kind;
+  d.rows = h.rows;
+  d.cols = h.cols;
+  d.rows_pad = g.rows_pad;
+  d.cols_pad = g.cols_pad;
+  d.scale_ld = g.scale_ld;
+  if (h.quant) {
+    d.nvfp4_weight_divisor = h.quant->nvfp4_weight_divisor;
+    d.nvfp4_input_global = h.quant->nvfp4_input_global;
+  }
+  d.parts = 1;
+  d.part_begin[1] = h.rows;
+  d.part_weight_divisor[0] = d.nvfp4_weight_divisor;
+  return d;
+}
+
+int64_t DeviceLinear::scale_count() const {
+  if (scheme.weight == WeightFormat::Fp8PerChannel) return rows_pad;
+  if (scheme.weight == WeightFormat::Fp8Block128) return (rows + 127) / 128 * scale_ld;
+  return 0;
+}
+
 size_t device_bytes_for(const MatrixRef& host) {
   const Geometry g = geometry(host);
   return align256(g.code_bytes) + align256(g.scale_count * 4) + align256(g.block_scale_bytes);
@@ -146,21 +172,7 @@ void Uploader::copy(void* dst, size_t bytes, const std::function<void(uint8_t*, 
 
 DeviceLinear Uploader::linear(const MatrixRef& h) {
   const Geometry g = geometry(h);
-  DeviceLinear d;
-  d.scheme = h.quant ? h.quant->scheme : LinearScheme{};
-  d.kind = g.kind;
-  d.rows = h.rows;
-  d.cols = h.cols;
-  d.rows_pad = g.rows_pad;
-  d.cols_pad = g.cols_pad;
-  d.scale_ld = g.scale_ld;
-  if (h.quant) {
-    d.nvfp4_weight_divisor = h.quant->nvfp4_weight_divisor;
-    d.nvfp4_input_global = h.quant->nvfp4_input_global;
-  }
-  d.parts = 1;
-  d.part_begin[1] = h.rows;
-  d.part_weight_divisor[0] = d.nvfp4_weight_divisor;
+  DeviceLinear d = device_layout(h);
   const int64_t rows = h.rows, cols = h.cols;
 
   // Codes, row by row with zero padding. Chunks hold whole rows (a row is ≤ 35 KB for the 27B).

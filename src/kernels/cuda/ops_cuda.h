@@ -1,0 +1,32 @@
+// Small fused ops of the GPU forward (model.md §3.2–3.3): embedding lookup, residual add +
+// zero-centred RMSNorm, SwiGLU, row gathers. The CPU reference is kernels/cpu/elementwise and
+// linear.cpp embed_rows / decode_row.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/linear_cuda.h"
+
+namespace gdn::cuda {
+
+// out[t, :] = dequantized row ids[t] of the table (an uploaded DeviceLinear of any kind: BF16,
+// FP8 per-channel or block-128, NVFP4), fp32 [T, cols]. Ids must be valid (the caller checks them).
+void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* out, cudaStream_t stream);
+
+// Residual update and pre-norm of the next block, one pass over the residual:
+//   if delta: residual[t] += delta[t]   (fp32 [T, H], in place)
+//   out_bf16[t] = bf16(residual[t] · rsqrt(mean(residual[t]²) + eps) · (1 + w))
+//   out_f32 (optional) = the same in fp32.
+// rows (optional, [R]): only normalise residual rows rows[0..R) into output rows 0..R (the add
+// still covers all T rows when delta is given) — the final norm before lm_head.
+void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps,
+                 __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
+                 int R = 0);
+
+// out[t, i] = bf16(silu(gu[t, i]) · gu[t, I + i]) for the fused gate|up output gu [T, 2I] fp32.
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream);
+
+}  // namespace gdn::cuda

@@ -1,0 +1,105 @@
+// The layer-by-layer launch sequence of GpuModel (eager, or recorded into a CUDA graph): the same
+// order of operations as model/qwen35_model.cpp + model/layers.cpp on the CPU.
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/ops_cuda.h"
+#include "model/cuda/gpu_model.h"
+
+namespace gdn::cuda {
+
+void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y) {
+  linear_forward(w, x, T, y, lws_, stream_);
+}
+
+void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y) {
+  if (p.fused()) {
+    linear(p.linears[0], x, T, y);
+    return;
+  }
+  for (size_t i = 0; i < p.linears.size(); ++i) {
+    const DeviceLinear& d = p.linears[i];
+    linear(d, x, T, split_);
+    GDN_CUDA_CHECK(cudaMemcpy2DAsync(y + p.col_begin[i], size_t(p.cols) * 4, split_, size_t(d.rows) * 4,
+                                     size_t(d.rows) * 4, size_t(T), cudaMemcpyDeviceToDevice, stream_));
+  }
+}
+
+// x_ += pending (the previous block's output); then attention or DeltaNet, then the MLP. Leaves the
+// MLP output in delta_ (added by the next layer's first norm or the final norm).
+void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
+                             int gdn_layer, const float* pending) {
+  const int T = m.num_tokens, H = int(cfg_.hidden_size);
+  const float eps = float(cfg_.rms_norm_eps);
+  add_rmsnorm(x_, pending, l.input_norm, T, H, eps, xn_, nullptr, stream_);
+  if (l.kind == LayerKind::FullAttention) {
+    const AttnDims ad = attn_dims(cfg_);
+    KvLayerView kv = cache.kv(kv_layer);
+    kv.k_scale = l.attn.k_scale;
+    kv.v_scale = l.attn.v_scale;
+    project(l.attn.qkv, xn_, T, proj_);
+    attention_prepare(ad, proj_, l.attn.qkv.cols, m, l.attn.q_norm, l.attn.k_norm, kv, q_, stream_);
+    paged_attention(ad, q_, m, kv, proj_, l.attn.qkv.cols, attn_out_, attn_ws_, attn_ws_bytes_, stream_);
+    linear(l.attn.o, attn_out_, T, delta_);
+  } else {
+    const GdnDims gd = gdn_dims(cfg_);
+    const GdnStateView st = cache.state(gdn_layer);
+    const int64_t C = gd.conv_dim();
+    project(l.gdn.qkvz, xn_, T, proj_);
+    project(l.gdn.ba, xn_, T, ba_);
+    gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
+    gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
+                   gdn_ws_bytes_, stream_);
+    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, gdn_y_, stream_);
+    linear(l.gdn.out, gdn_y_, T, delta_);
+  }
+  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, xn_, nullptr, stream_);
+  project(l.gate_up, xn_, T, proj_);
+  swiglu(proj_, T, int(cfg_.intermediate_size), sw_, stream_);
+  linear(l.down, sw_, T, delta_);
+}
+
+void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {
+  const int T = m.num_tokens, H = int(cfg_.hidden_size);
+  const float eps = float(cfg_.rms_norm_eps);
+  const int32_t* ids = meta_dev_;  // Meta::ids() == 0
+  const int32_t* logit_rows = logit_rows_dev_;
+  embed_lookup(w_.embed, ids, T, x_, stream_);
+  const float* pending = nullptr;
+  int kv_layer = 0, gdn_layer = 0;
+  for (const GpuLayerWeights& l : w_.layers) {
+    decoder_layer(l, m, cache, kv_layer, gdn_layer, pending);
+    pending = delta_;
+    (l.kind == LayerKind::FullAttention ? kv_layer : gdn_layer)++;
+  }
+  // Final norm: all rows (fp32 hidden for the MTP head), then the rows that need logits.
+  add_rmsnorm(x_, pending, w_.final_norm, T, H, eps, xn_, hidden_, stream_);
+  add_rmsnorm(x_, nullptr, w_.final_norm, T, H, eps, xg_, nullptr, stream_, logit_rows, rows);
+  linear(w_.lm_head, xg_, rows, logits_);
+}
+
+void GpuModel::mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache) {
+  const GpuMtpWeights& mtp = *w_.mtp;
+  const int T = m.num_tokens, H = int(cfg_.hidden_size);
+  const float eps = float(cfg_.rms_norm_eps);
+  const int32_t* ids = meta_dev_;
+  const int32_t* logit_rows = logit_rows_dev_;
+  // fc input per row: [norm(embedding(next id)) ; norm(hidden)], embedding first.
+  embed_lookup(w_.embed, ids, T, emb_, stream_);
+  add_rmsnorm(emb_, nullptr, mtp.pre_fc_norm_embedding, T, H, eps, tmp_a_, nullptr, stream_);
+  // With delta == nullptr the residual argument is only read.
+  add_rmsnorm(const_cast<float*>(hidden), nullptr, mtp.pre_fc_norm_hidden, T, H, eps, tmp_b_, nullptr, stream_);
+  GDN_CUDA_CHECK(cudaMemcpy2DAsync(cat_, size_t(2 * H) * 2, tmp_a_, size_t(H) * 2, size_t(H) * 2, size_t(T),
+                                   cudaMemcpyDeviceToDevice, stream_));
+  GDN_CUDA_CHECK(cudaMemcpy2DAsync(cat_ + H, size_t(2 * H) * 2, tmp_b_, size_t(H) * 2, size_t(H) * 2, size_t(T),
+                                   cudaMemcpyDeviceToDevice, stream_));
+  linear(mtp.fc, cat_, T, x_);
+  const float* pending = nullptr;
+  const int first_kv = int(cfg_.num_attention_layers());
+  for (size_t i = 0; i < mtp.layers.size(); ++i) {
+    decoder_layer(mtp.layers[i], m, cache, first_kv + int(i), -1, pending);
+    pending = delta_;
+  }
+  add_rmsnorm(x_, pending, mtp.norm, T, H, eps, xg_, nullptr, stream_, logit_rows, rows);
+  linear(w_.lm_head, xg_, rows, logits_);
+}
+
+}  // namespace gdn::cuda

@@ -1,0 +1,152 @@
+// The Qwen3.5/3.6 forward on the GPU (issue 6): one batched step over a set of sequences, each
+// contributing a prefill chunk or one decode token, against a paged KV cache and DeltaNet state
+// slots (GpuCache). Returns logits for the requested positions and, optionally, tokens sampled on
+// the GPU. Decode steps replay CUDA graphs captured per batch-size bucket.
+//
+// Numerics: residual stream, norms, DeltaNet state and softmax in fp32; GEMM inputs in BF16 (then
+// quantized as the checkpoint declares, exactly like the CPU reference); q/K/V in BF16 (or FP8 KV).
+// So the GPU matches the fp32 CPU reference to BF16 noise, not bit for bit.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "kernels/cuda/sampling_cuda.h"
+#include "kernels/cuda/step_meta.h"
+#include "model/cuda/gpu_cache.h"
+#include "model/cuda/gpu_weights.h"
+
+namespace gdn::cuda {
+
+struct GpuModelOptions {
+  int max_tokens = 2048;    // tokens per step (the prefill chunk size is at most this)
+  int max_seqs = 64;        // sequences per step
+  int max_context = 32768;  // positions per sequence (block-table width)
+  int max_logit_rows = 0;   // logits rows per step; 0 = max(max_seqs, 64)
+  std::vector<int> graph_batches = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256};  // ≤ max_seqs used
+  bool use_graphs = true;
+  int64_t sample_below = 0;  // > 0: ids ≥ this are never sampled (the embedding table's padding rows)
+};
+
+// One sequence's part of a step.
+struct SeqStep {
+  std::span<const int32_t> tokens;  // n ≥ 1 new tokens (for mtp_step: the ids that follow each position)
+  int32_t start = 0;                // position of tokens[0] (tokens already in this sequence's cache)
+  std::span<const int32_t> blocks;  // KV blocks covering positions [0, start + n)
+  int32_t slot = -1;                // DeltaNet state slot (ignored by mtp_step)
+  int32_t logits = 1;               // logits for the last `logits` tokens (0 … n)
+  const GpuSamplingRow* sample = nullptr;  // sample a token from the last row (then logits must be 1)
+  std::span<const PenaltyEntry> penalties; // this sequence's penalty list (with sample)
+};
+
+struct StepOutput {
+  int rows = 0;                  // logits rows: each sequence's last `logits` tokens, in order
+  const float* logits = nullptr; // device [rows, vocab], valid until the next step
+  std::vector<int32_t> sampled;  // per sequence: the sampled id, −1 when it did not sample
+  bool graph = false;            // replayed a CUDA graph
+};
+
+class GpuModel {
+ public:
+  // Takes the weights; allocates activations and workspaces for the options; runs one warm-up step
+  // of max_tokens tokens on a temporary cache to measure the activation peak.
+  GpuModel(const Qwen35Config& cfg, GpuWeights weights, const GpuModelOptions& opts);
+  ~GpuModel();
+  GpuModel(const GpuModel&) = delete;
+  GpuModel& operator=(const GpuModel&) = delete;
+
+  const Qwen35Config& config() const { return cfg_; }
+  const GpuWeights& weights() const { return w_; }
+  const GpuModelOptions& options() const { return opts_; }
+  cudaStream_t stream() const { return stream_; }
+  int64_t activation_bytes() const { return act_bytes_; }         // arena of buffers + workspaces
+  int64_t activation_peak_bytes() const { return act_peak_; }     // measured: arena + what the warm-up added
+  bool has_mtp() const { return w_.mtp.has_value(); }
+
+  // A cache sized from the free GPU memory left (minus reserve_bytes) with `state_slots` slots,
+  // or exactly `num_blocks` blocks when > 0.
+  std::unique_ptr<GpuCache> make_cache(KvDtype kv, int state_slots, int64_t reserve_bytes = int64_t(1) << 30,
+                                       int num_blocks = 0) const;
+
+  // Runs the step. Throws InputError for a step that does not fit the options (too many tokens,
+  // sequences, logits rows; positions past max_context; blocks not covering the positions; ids
+  // outside the vocabulary) — nothing has run then. use_graph = false forces eager execution.
+  StepOutput step(std::span<const SeqStep> seqs, GpuCache& cache, bool use_graph = true);
+
+  // The MTP head (model.md §5.1) over the same sequences: row t combines the main step's final-normed
+  // hidden row t (last_hidden() of the step just run, same token order) with seqs' tokens[t] (the
+  // next ids), at the same positions, writing the MTP layer's own KV (cache layers after the main
+  // stack's). Logits as in step(); no sampling.
+  StepOutput mtp_step(std::span<const SeqStep> seqs, const float* hidden, GpuCache& cache);
+
+  // Final-normed hidden states [T, H] (fp32) of the last step() (what lm_head and the MTP head read).
+  const float* last_hidden() const { return hidden_; }
+  int last_tokens() const { return last_T_; }
+
+  // Copies `out.logits` to host memory (rows × vocab floats); synchronises the stream.
+  void copy_logits(const StepOutput& out, float* host) const;
+
+ private:
+  struct Meta;  // host mirror of the packed step metadata
+  struct Graph;
+  void allocate_buffers();
+  void warm_up();
+  int pack(std::span<const SeqStep> seqs, bool mtp, int pad_to);  // returns logits rows
+  void forward(const StepMeta& m, int rows, GpuCache& cache);
+  void mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache);
+  void decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer, int gdn_layer,
+                     const float* pending);
+  void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y);
+  void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y);
+  void sample(std::span<const SeqStep> seqs, int rows, StepOutput& out);
+  StepMeta device_meta() const;
+
+  Qwen35Config cfg_;
+  GpuWeights w_;
+  GpuModelOptions opts_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<DeviceArena> act_;
+  int64_t act_bytes_ = 0, act_peak_ = 0;
+  int max_logit_rows_ = 0, max_blocks_ = 0, penalty_capacity_ = 0;
+
+  // device buffers
+  int32_t* meta_dev_ = nullptr;  // packed int32 metadata (offsets in Meta)
+  int32_t* meta_host_ = nullptr; // pinned mirror
+  const int32_t* logit_rows_dev_ = nullptr;
+  size_t meta_ints_ = 0;
+  float *x_ = nullptr, *delta_ = nullptr, *hidden_ = nullptr, *proj_ = nullptr, *split_ = nullptr, *ba_ = nullptr;
+  float *conv_ = nullptr, *gdn_o_ = nullptr, *logits_ = nullptr, *emb_ = nullptr;
+  __nv_bfloat16 *xn_ = nullptr, *xg_ = nullptr, *q_ = nullptr, *attn_out_ = nullptr, *gdn_y_ = nullptr, *sw_ = nullptr;
+  __nv_bfloat16 *cat_ = nullptr, *tmp_a_ = nullptr, *tmp_b_ = nullptr;
+  LinearWorkspace lws_;
+  void* attn_ws_ = nullptr;
+  size_t attn_ws_bytes_ = 0;
+  void* gdn_ws_ = nullptr;
+  size_t gdn_ws_bytes_ = 0;
+  void* samp_ws_ = nullptr;
+  size_t samp_ws_bytes_ = 0;
+  GpuSamplingRow* samp_rows_ = nullptr;
+  PenaltyEntry* penalties_ = nullptr;
+  int32_t* sampled_ = nullptr;
+  void* samp_host_ = nullptr;  // pinned: rows + penalties staging, then sampled ids
+
+  // step state
+  StepMeta host_fields_;
+  int last_T_ = 0;
+  std::map<int, std::unique_ptr<Graph>> graphs_;  // by bucket size
+  const GpuCache* graph_cache_ = nullptr;
+};
+
+// Loads the GPU model from a checkpoint directory (config + safetensors → validated host weights →
+// upload).
+std::unique_ptr<GpuModel> load_gpu_model(const std::string& dir, ActivationMode mode, const GpuModelOptions& opts,
+                                         bool progress = true);
+
+bool cuda_device_available();
+
+}  // namespace gdn::cuda

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Issue 6 on the GPU machine, one call: unpack the carried Debian -dev packages, configure + build
+# (Release, -j16), run every GPU test (kernels, whole model vs the CPU reference), compute-sanitizer
+# memcheck on the whole-model tests, a CLI smoke test (logits on the GPU vs the CPU reference through
+# the gdnserve binary), then the full-scale benchmark bench_forward. Logs, gtest output and the
+# benchmark JSON go to $OUT; a short summary goes to stdout.
+#
+#   here:   the .debs listed in tools/device/gpu_linear.sh, downloaded into .deps/debs
+#   device: run(command="bash tools/device/gpu_forward.sh", carry=[".deps/debs"])
+#
+# Knobs: GDN_TIME_BUDGET (seconds, default 570), GDN_STAGES (default "build tests sanitize cli bench"),
+# GDN_TEST_FILTER (gtest filter), GDN_BENCH_ARGS (extra bench_forward flags, e.g. "--layouts fp8 --quick").
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+OUT="${OUT:-$ROOT/build-gpu/out}"
+BUILD="${GDN_BUILD_DIR:-$ROOT/build-gpu}"
+DEPS="${GDN_DEPS_DIR:-/tmp/gdn-deps}"
+BUDGET="${GDN_TIME_BUDGET:-570}"
+STAGES="${GDN_STAGES:-build tests sanitize cli bench}"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+note() { echo "[gpu_forward] $*" | tee -a "$SUMMARY"; }
+left() { echo $((BUDGET - SECONDS)); }
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+
+if compgen -G ".deps/debs/*.deb" >/dev/null; then
+  rm -rf "$DEPS" && mkdir -p "$DEPS"
+  for f in .deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+  find "$DEPS" -name '*.pc' -exec sed -i -e "s|^prefix=/usr\$|prefix=$DEPS/usr|" -e "s|=/usr/|=$DEPS/usr/|g" {} +
+  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PKG_CONFIG_LIBDIR="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
+  export PKG_CONFIG_PATH="$PKG_CONFIG_LIBDIR"
+  CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$DEPS/usr" -DPKG_CONFIG_EXECUTABLE="$DEPS/usr/bin/pkgconf")
+else
+  CMAKE_DEPS=()
+  note "deps: no .deps/debs carried; using the system's packages"
+fi
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; } | sed 's/^/[gpu_forward] gpu: /' | tee -a "$SUMMARY"
+GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)"
+case "$GPU_NAME" in *H200*) GPU=h200 ;; *H100*) GPU=h100 ;; *) GPU="$(echo "$GPU_NAME" | tr 'A-Z ' 'a-z-')" ;; esac
+
+if has_stage build; then
+  t0=$SECONDS
+  if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+       "${CMAKE_DEPS[@]}" >"$OUT/build.log" 2>&1 &&
+     ninja -C "$BUILD" -j16 gdn_gpu_tests bench_forward gdnserve >>"$OUT/build.log" 2>&1; then
+    note "build: ok in $((SECONDS - t0)) s"
+  else
+    grep -E 'error|Error|FAILED' -A3 "$OUT/build.log" | head -80 || tail -40 "$OUT/build.log"
+    note "build: FAILED (see build.log)"
+    exit 1
+  fi
+fi
+
+if has_stage tests; then
+  t0=$SECONDS
+  budget=$(( $(left) - ${GDN_RESERVE_AFTER_TESTS:-300} ))
+  ((budget < 60)) && budget=60
+  set +e
+  timeout -k 10 "$budget" "$BUILD/gdn_gpu_tests" ${GDN_TEST_FILTER:+--gtest_filter="$GDN_TEST_FILTER"} >"$OUT/tests.log" 2>&1
+  rc=$?
+  set -e
+  note "tests: rc=$rc in $((SECONDS - t0)) s: $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/tests.log" | head -2 | tr '\n' ' ')"
+  grep -E '^\[  FAILED  \]' "$OUT/tests.log" | head -40 | tee -a "$SUMMARY" || true
+  grep -E '^\[ (stats|perf) ' "$OUT/tests.log" | tee -a "$SUMMARY" >/dev/null || true
+  grep -E 'Failure|error:|what\(\)|C\+\+ exception' -A4 "$OUT/tests.log" | head -80 >"$OUT/failures.txt" || true
+fi
+
+if has_stage sanitize; then
+  t0=$SECONDS
+  set +e
+  timeout -k 10 "${GDN_SANITIZE_S:-150}" compute-sanitizer --tool memcheck --error-exitcode 86 "$BUILD/gdn_gpu_tests" \
+    --gtest_filter="${GDN_SANITIZE_FILTER:-GpuModel.*:All/GpuModelFixtures.MatchesCpuReference/quant_ct_nvfp4}" \
+    >"$OUT/sanitizer.log" 2>&1
+  rc=$?
+  set -e
+  note "sanitizer: rc=$rc in $((SECONDS - t0)) s (86 = memcheck errors, 124 = time budget): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
+  grep -E '^=+ (Invalid|Address|Program hit)' -A6 "$OUT/sanitizer.log" | head -30 >>"$SUMMARY" || true
+fi
+
+if has_stage cli; then
+  # gdnserve logits on the GPU vs the CPU reference through the binary, and a GPU generate.
+  set +e
+  M=tests/fixtures/qwen35-wrapper-bf16
+  T=1,5,9,33,2,7,100,3,250,17,8,64,12,90,4,11
+  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cpu --out "$OUT/l_cpu.bin" 2>"$OUT/cli.log" &&
+  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cuda --out "$OUT/l_gpu.bin" 2>>"$OUT/cli.log" &&
+  python3 - "$OUT/l_cpu.bin" "$OUT/l_gpu.bin" <<'PY' | tee -a "$SUMMARY"
+import sys, struct, math
+a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
+x = struct.unpack(f'{len(a)//4}f', a); y = struct.unpack(f'{len(b)//4}f', b)
+d = math.sqrt(sum((p-q)**2 for p, q in zip(x, y)) / max(1e-30, sum(p*p for p in x)))
+print(f"[gpu_forward] cli: logits --backend cuda vs cpu: {len(x)} values, relative L2 difference {d:.3e}")
+PY
+  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cuda >"$OUT/gen_gpu.txt" 2>>"$OUT/cli.log"
+  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cpu >"$OUT/gen_cpu.txt" 2>>"$OUT/cli.log"
+  note "cli: generate gpu: $(cat "$OUT/gen_gpu.txt")"
+  note "cli: generate cpu: $(cat "$OUT/gen_cpu.txt")"
+  tail -3 "$OUT/cli.log" | sed 's/^/[gpu_forward] cli: /' | tee -a "$SUMMARY"
+  set -e
+fi
+
+if has_stage bench; then
+  t0=$SECONDS
+  budget=$(( $(left) - 15 ))
+  ((budget < 60)) && budget=60
+  set +e
+  timeout -k 10 "$budget" "$BUILD/bench_forward" --gpu "$GPU" --out "$OUT/forward-$GPU.json" --budget-s "$((budget - 40))" \
+    ${GDN_BENCH_ARGS:-} >"$OUT/bench.log" 2>&1
+  note "bench: rc=$? in $((SECONDS - t0)) s"
+  set -e
+  mkdir -p bench/results && cp -f "$OUT/forward-$GPU.json" "bench/results/forward-$GPU.json" 2>/dev/null || true
+fi
+
+echo
+echo "================ summary ================"
+cat "$SUMMARY"
+[[ -s "$OUT/failures.txt" ]] && { echo "--- first failures"; head -60 "$OUT/failures.txt"; }
+[[ -f "$OUT/bench.log" ]] && { echo "--- bench"; cat "$OUT/bench.log" | head -80; }
+echo "total $SECONDS s"
