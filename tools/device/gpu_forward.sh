@@ -2,7 +2,8 @@
 # Issue 6 on the GPU machine, one call: unpack the carried Debian -dev packages, configure + build
 # (Release, -j16), run every GPU test (kernels, whole model vs the CPU reference), compute-sanitizer
 # memcheck on the whole-model tests, a CLI smoke test (logits on the GPU vs the CPU reference through
-# the gdnserve binary), then the full-scale benchmark bench_forward. Logs, gtest output and the
+# the gdnserve binary), then the full-scale benchmark bench_forward and the PyTorch/transformers
+# reference on the same shapes (tools/bench/torch_reference.py). Logs, gtest output and the
 # benchmark JSON go to $OUT; a short summary goes to stdout.
 #
 #   here:   the .debs listed in tools/device/gpu_linear.sh, downloaded into .deps/debs
@@ -18,7 +19,7 @@ OUT="${OUT:-$ROOT/build-gpu/out}"
 BUILD="${GDN_BUILD_DIR:-$ROOT/build-gpu}"
 DEPS="${GDN_DEPS_DIR:-/tmp/gdn-deps}"
 BUDGET="${GDN_TIME_BUDGET:-570}"
-STAGES="${GDN_STAGES:-build tests sanitize cli bench}"
+STAGES="${GDN_STAGES:-build tests sanitize cli bench torch}"
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
@@ -115,9 +116,20 @@ if has_stage bench; then
   mkdir -p bench/results && cp -f "$OUT/forward-$GPU.json" "bench/results/forward-$GPU.json" 2>/dev/null || true
 fi
 
+if has_stage torch && (( $(left) > 60 )); then
+  # PyTorch/transformers on the same shapes, same machine, same call (tools/bench/torch_reference.py).
+  t0=$SECONDS
+  set +e
+  timeout -k 5 "$(( $(left) - 10 ))" python3 tools/bench/torch_reference.py --out "$OUT/torch-reference-$GPU.json" >"$OUT/torch.log" 2>&1
+  note "torch reference: rc=$? in $((SECONDS - t0)) s"
+  set -e
+  cp -f "$OUT/torch-reference-$GPU.json" "bench/results/torch-reference-$GPU.json" 2>/dev/null || true
+fi
+
 echo
 echo "================ summary ================"
 cat "$SUMMARY"
 [[ -s "$OUT/failures.txt" ]] && { echo "--- first failures"; head -60 "$OUT/failures.txt"; }
 [[ -f "$OUT/bench.log" ]] && { echo "--- bench"; cat "$OUT/bench.log" | head -80; }
+[[ -f "$OUT/torch.log" ]] && { echo "--- torch reference"; grep -E 'extrapolated|decode batch 1|prefill +[0-9]|floor|copy_' "$OUT/torch.log" | head -12; }
 echo "total $SECONDS s"
