@@ -1,0 +1,298 @@
+// Small fused ops of the GPU forward (ops_cuda.h): embedding lookup, residual add + zero-centred
+// RMSNorm, SwiGLU.
+//
+// Numerics follow kernels/cpu bit for bit where IEEE allows it: every arithmetic step is written
+// with the _rn intrinsics so nvcc cannot contract a multiply and an add into an FMA the CPU does not
+// do (the CPU build is ISO C++, i.e. -ffp-contract=off); the RMSNorm sum of squares is accumulated in
+// double like elementwise.cpp's inv_rms, so the fp32 scale is the same float except when the two
+// double sums (different order) round to different floats. SwiGLU's expf differs from std::exp by
+// ≤ 2 ulp, hence ~1e-7 relative.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/ops_cuda.h"
+
+namespace gdn::cuda {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Embedding lookup. One CTA per token; each thread decodes 8 consecutive elements per step with
+// one vector load (16 B of BF16, 8 B of FP8, 4 B of NVFP4).
+
+struct EmbedParams {
+  const void* weight = nullptr;
+  int64_t cols = 0, cols_pad = 0;
+  int kind = 0;  // DeviceWeightKind
+  const float* scales = nullptr;
+  int block128 = 0;
+  int64_t scale_ld = 0;
+  const uint8_t* block_scales = nullptr;
+  int parts = 1;
+  int64_t part_begin[DeviceLinear::kMaxParts + 1] = {};
+  float part_divisor[DeviceLinear::kMaxParts] = {};
+};
+
+__device__ __forceinline__ float e2m1_value(uint32_t nib) {
+  const float m = (nib & 7u) < 4u ? float(nib & 7u) * 0.5f : ((nib & 7u) == 4u ? 2.f : (nib & 7u) == 5u ? 3.f : (nib & 7u) == 6u ? 4.f : 6.f);
+  return (nib & 8u) ? -m : m;
+}
+
+__device__ __forceinline__ void store8(float* out, int64_t c, int64_t cols, const float (&v)[8]) {
+  if (c + 8 <= cols && (reinterpret_cast<uintptr_t>(out + c) & 15) == 0) {
+    reinterpret_cast<float4*>(out + c)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(out + c)[1] = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      if (c + j < cols) out[c + j] = v[j];
+  }
+}
+
+__global__ void embed_kernel(EmbedParams p, const int32_t* __restrict__ ids, float* __restrict__ out) {
+  const int t = blockIdx.x;
+  const int64_t r = ids[t];
+  float* o = out + int64_t(t) * p.cols;
+  if (p.kind == int(DeviceWeightKind::Bf16)) {
+    const auto* row = static_cast<const uint4*>(p.weight) + r * (p.cols_pad / 8);
+    for (int64_t g = threadIdx.x; g * 8 < p.cols; g += blockDim.x) {
+      const uint4 q = row[g];
+      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+      float v[8];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[2 * j] = __uint_as_float(w[j] << 16);
+        v[2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
+      }
+      store8(o, g * 8, p.cols, v);
+    }
+  } else if (p.kind == int(DeviceWeightKind::Fp8)) {
+    const auto* row = static_cast<const uint2*>(p.weight) + r * (p.cols_pad / 8);
+    const float* srow = p.block128 ? p.scales + (r / 128) * p.scale_ld : p.scales + r;
+    for (int64_t g = threadIdx.x; g * 8 < p.cols; g += blockDim.x) {
+      const uint2 q = row[g];
+      const float s = p.block128 ? srow[(g * 8) / 128] : srow[0];  // 8 elements never straddle a 128 block
+      float v[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = __fmul_rn(detail::e4m3_to_f32(((j < 4 ? q.x : q.y) >> (8 * (j & 3))) & 0xFF), s);
+      store8(o, g * 8, p.cols, v);
+    }
+  } else {  // NVFP4: W = (e2m1 · s_block) / divisor, the CPU's order of operations
+    float divisor = p.part_divisor[0];
+    for (int i = 1; i < p.parts; ++i)
+      if (r >= p.part_begin[i]) divisor = p.part_divisor[i];
+    const auto* row = static_cast<const uint32_t*>(p.weight) + r * (p.cols_pad / 8);
+    const uint8_t* bs = p.block_scales + r * (p.cols_pad / 16);
+    for (int64_t g = threadIdx.x; g * 8 < p.cols; g += blockDim.x) {
+      const uint32_t w = row[g];
+      // Natural 16-block nb = 8c + 2t + b of a 128-byte group sits at byte 4t + 2c + b (linear_cuda.h).
+      const int64_t nb = (g * 8) / 16, grp = nb / 16, q = nb % 16;
+      const int64_t pos = grp * 16 + 4 * ((q % 8) / 2) + 2 * (q / 8) + (q % 2);
+      const float s = detail::e4m3_to_f32(bs[pos]);
+      float v[8];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        v[2 * k] = __fdiv_rn(__fmul_rn(e2m1_value((w >> (4 * k)) & 0xF), s), divisor);
+        v[2 * k + 1] = __fdiv_rn(__fmul_rn(e2m1_value((w >> (4 * k + 16)) & 0xF), s), divisor);
+      }
+      store8(o, g * 8, p.cols, v);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Residual add + RMSNorm: one CTA per output row, the row held in registers between the two passes
+// (H ≤ kMaxPerThread · 4 · blockDim).
+
+constexpr int kNormThreads = 256;
+constexpr int kMaxVec = 8;  // float4 per thread: H ≤ 8192 with 256 threads
+
+__device__ __forceinline__ double block_sum_double(double v, double* scratch) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+  __syncthreads();  // scratch may still be read from a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  double s = 0;
+  for (int i = 0; i < nw; ++i) s += scratch[i];  // same order in every thread
+  return s;
+}
+
+__device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float4 v) {
+  const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *reinterpret_cast<const uint32_t*>(&a);
+  u.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+
+// VEC: H % 4 == 0 (float4 loads, bf16x4 stores); otherwise scalar with the same per-element order.
+template <bool VEC>
+__global__ void __launch_bounds__(kNormThreads) add_rmsnorm_kernel(float* __restrict__ residual, const float* __restrict__ delta,
+                                                                   const float* __restrict__ w, int H, float eps,
+                                                                   __nv_bfloat16* __restrict__ out_bf16,
+                                                                   float* __restrict__ out_f32,
+                                                                   const int32_t* __restrict__ rows) {
+  __shared__ double scratch[32];
+  const int orow = blockIdx.x;
+  const int64_t src = rows ? rows[orow] : orow;
+  float* x = residual + src * H;
+  const float* d = delta ? delta + src * H : nullptr;
+  float4 v[kMaxVec];
+  double ss = 0;
+  const int n4 = VEC ? H / 4 : (H + 3) / 4;
+#pragma unroll
+  for (int j = 0; j < kMaxVec; ++j) {
+    const int g = threadIdx.x + j * kNormThreads;
+    if (g >= n4) break;
+    float e[4];
+    if (VEC) {
+      const float4 a = reinterpret_cast<const float4*>(x)[g];
+      e[0] = a.x, e[1] = a.y, e[2] = a.z, e[3] = a.w;
+      if (d) {
+        const float4 b = reinterpret_cast<const float4*>(d)[g];
+        e[0] = __fadd_rn(e[0], b.x), e[1] = __fadd_rn(e[1], b.y), e[2] = __fadd_rn(e[2], b.z), e[3] = __fadd_rn(e[3], b.w);
+        reinterpret_cast<float4*>(x)[g] = make_float4(e[0], e[1], e[2], e[3]);
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int i = 4 * g + k;
+        e[k] = 0.f;
+        if (i < H) {
+          e[k] = x[i];
+          if (d) x[i] = e[k] = __fadd_rn(e[k], d[i]);
+        }
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) ss += double(e[k]) * double(e[k]);
+    v[j] = make_float4(e[0], e[1], e[2], e[3]);
+  }
+  ss = block_sum_double(ss, scratch);
+  const float s = __fdiv_rn(1.f, __fsqrt_rn(__fadd_rn(float(ss / double(H)), eps)));
+#pragma unroll
+  for (int j = 0; j < kMaxVec; ++j) {
+    const int g = threadIdx.x + j * kNormThreads;
+    if (g >= n4) break;
+    float e[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int i = 4 * g + k;
+      e[k] = (VEC || i < H) ? __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, w[i])) : 0.f;
+    }
+    const int64_t ob = int64_t(orow) * H;
+    if (VEC) {
+      const float4 y = make_float4(e[0], e[1], e[2], e[3]);
+      if (out_bf16) store_bf16x4(out_bf16 + ob + 4 * g, y);
+      if (out_f32) reinterpret_cast<float4*>(out_f32 + ob)[g] = y;
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int i = 4 * g + k;
+        if (i >= H) break;
+        if (out_bf16) out_bf16[ob + i] = __float2bfloat16_rn(e[k]);
+        if (out_f32) out_f32[ob + i] = e[k];
+      }
+    }
+  }
+}
+
+// residual += delta over all T rows (only used when the norm gathers rows: the add must cover rows
+// the gather does not read, and must finish before a gathered row is read).
+__global__ void add_kernel(float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+  if (i + 4 <= n && (n % 4) == 0) {
+    const float4 x = *reinterpret_cast<const float4*>(a + i), y = *reinterpret_cast<const float4*>(b + i);
+    *reinterpret_cast<float4*>(a + i) = make_float4(__fadd_rn(x.x, y.x), __fadd_rn(x.y, y.y), __fadd_rn(x.z, y.z), __fadd_rn(x.w, y.w));
+  } else {
+    for (int64_t k = i; k < i + 4 && k < n; ++k) a[k] = __fadd_rn(a[k], b[k]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU: out[t, i] = bf16(silu(g) · u), silu(g) = g / (1 + exp(−g)) as in elementwise.h.
+
+__device__ __forceinline__ float silu_mul(float g, float u) {
+  return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.f, expf(-g))), u);
+}
+
+template <bool VEC>
+__global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out) {
+  const int t = blockIdx.y;
+  const float* g = gu + int64_t(t) * 2 * I;
+  const float* u = g + I;
+  __nv_bfloat16* o = out + int64_t(t) * I;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  if (i >= I) return;
+  if (VEC) {
+    const float4 a = *reinterpret_cast<const float4*>(g + i), b = *reinterpret_cast<const float4*>(u + i);
+    store_bf16x4(o + i, make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w)));
+  } else {
+    for (int k = i; k < i + 4 && k < I; ++k) o[k] = __float2bfloat16_rn(silu_mul(g[k], u[k]));
+  }
+}
+
+}  // namespace
+
+void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* out, cudaStream_t stream) {
+  if (T <= 0) return;
+  EmbedParams p;
+  p.weight = table.weight;
+  p.cols = table.cols;
+  p.cols_pad = table.cols_pad;
+  p.kind = int(table.kind);
+  p.scales = table.scales;
+  p.block128 = table.scheme.weight == WeightFormat::Fp8Block128;
+  p.scale_ld = table.scale_ld;
+  p.block_scales = table.block_scales;
+  p.parts = table.parts;
+  for (int i = 0; i <= table.parts && i <= DeviceLinear::kMaxParts; ++i) p.part_begin[i] = table.part_begin[i];
+  for (int i = 0; i < table.parts && i < DeviceLinear::kMaxParts; ++i) p.part_divisor[i] = table.part_weight_divisor[i];
+  if (table.parts <= 1) p.part_divisor[0] = table.nvfp4_weight_divisor;
+  const int threads = table.cols >= 2048 ? 256 : 128;
+  embed_kernel<<<T, threads, 0, stream>>>(p, ids, out);
+  GDN_CUDA_CHECK_LAUNCH();
+}
+
+void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
+                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R) {
+  if (T <= 0 || H <= 0) return;
+  if (H > kMaxVec * 4 * kNormThreads)
+    throw CudaError("add_rmsnorm: H = " + std::to_string(H) + " exceeds " + std::to_string(kMaxVec * 4 * kNormThreads));
+  int out_rows = T;
+  if (rows) {
+    if (delta) {  // the add covers all T rows before the gathered norm reads any of them
+      const int64_t n = int64_t(T) * H;
+      add_kernel<<<unsigned((n / 4 + 255) / 256 + 1), 256, 0, stream>>>(residual, delta, n);
+      GDN_CUDA_CHECK_LAUNCH();
+      delta = nullptr;
+    }
+    out_rows = R;
+  }
+  if (out_rows <= 0) return;
+  if (H % 4 == 0)
+    add_rmsnorm_kernel<true><<<out_rows, kNormThreads, 0, stream>>>(residual, delta, w, H, eps, out_bf16, out_f32, rows);
+  else
+    add_rmsnorm_kernel<false><<<out_rows, kNormThreads, 0, stream>>>(residual, delta, w, H, eps, out_bf16, out_f32, rows);
+  GDN_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream) {
+  if (T <= 0 || I <= 0) return;
+  constexpr int kThreads = 256;
+  const dim3 grid(unsigned((I + 4 * kThreads - 1) / (4 * kThreads)), unsigned(T));
+  if (I % 4 == 0)
+    swiglu_kernel<true><<<grid, kThreads, 0, stream>>>(gu, I, out);
+  else
+    swiglu_kernel<false><<<grid, kThreads, 0, stream>>>(gu, I, out);
+  GDN_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace gdn::cuda

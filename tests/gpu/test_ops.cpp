@@ -1,0 +1,238 @@
+// Small fused GPU ops (ops_cuda.h) against kernels/cpu:
+//  * embed_lookup: every device weight layout, compared with decode_row of the host matrix the GPU
+//    holds (F16/F32 tables are rounded to BF16 at upload, so their reference is the BF16 copy).
+//    Exact equality: every layout decodes with the same IEEE operations in the same order
+//    (code → float exactly, × scale, NVFP4 then ÷ divisor).
+//  * add_rmsnorm: residual add exact (one IEEE add); fp32 output ≤ 1e-6 relative per element (both
+//    sides sum squares in double, only the order differs, so the scale is almost always the same
+//    float); bf16 output within 1 ulp of bf16(reference).
+//  * swiglu: bf16 output within 1 ulp of bf16(reference) (expf vs std::exp: ≤ 2 ulp in fp32 can
+//    move the bf16 rounding by one step).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/ops_cuda.h"
+
+namespace gdn::test {
+namespace {
+
+template <typename T>
+T* to_device(GpuCtx& g, const std::vector<T>& v) {
+  T* p = g.arena.allocate_n<T>(std::max<size_t>(v.size(), 1));
+  GDN_CUDA_CHECK(cudaMemcpyAsync(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, g.stream));
+  return p;
+}
+template <typename T>
+std::vector<T> to_host(GpuCtx& g, const T* p, size_t n) {
+  std::vector<T> v(n);
+  GDN_CUDA_CHECK(cudaMemcpyAsync(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, g.stream));
+  g.stream.sync();
+  return v;
+}
+
+int bf16_ulps(uint16_t a, uint16_t b) {  // distance in representable steps (same sign assumed near)
+  auto ord = [](uint16_t x) { return (x & 0x8000) ? -int(x & 0x7FFF) : int(x); };
+  return std::abs(ord(a) - ord(b));
+}
+
+TEST(OpsEmbed, AllLayouts) {
+  const Layout layouts[] = {Layout::Bf16,     Layout::F16,      Layout::F32,     Layout::Fp8PcA8,   Layout::Fp8PcW8A16,
+                            Layout::Fp8BlkA8, Layout::Fp8BlkW8A16, Layout::Nvfp4A4, Layout::Nvfp4W4A16};
+  struct Shape {
+    int64_t rows, cols;
+  };
+  // 27B hidden width; an odd width (not a multiple of 128 or of the 8-element vectors: FP8 block
+  // scale stride, row padding); row counts not multiples of 32 or 128.
+  const Shape shapes[] = {{300, 5120}, {77, 208}, {1000, 40}};
+  for (Layout l : layouts) {
+    for (const Shape& sh : shapes) {
+      const bool nvfp4 = l == Layout::Nvfp4A4 || l == Layout::Nvfp4W4A16;
+      if (nvfp4 && sh.cols % 16) continue;
+      SCOPED_TRACE(std::string(layout_name(l)) + " " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols));
+      const auto h = make_linear(l, sh.rows, sh.cols, 17 + uint64_t(sh.cols));
+      std::vector<int32_t> ids = {0, int32_t(sh.rows - 1), 5, 5, int32_t(sh.rows / 2)};
+      for (int i = 0; i < 40; ++i) ids.push_back(int32_t(mix64(uint64_t(i) + 99) % uint64_t(sh.rows)));
+      const int T = int(ids.size());
+      GpuCtx g(cuda::device_bytes_for(h->ref) + (size_t(16) << 20));
+      const cuda::DeviceLinear d = cuda::upload_linear(h->ref, g.arena, g.stream);
+      const int32_t* dids = to_device(g, ids);
+      float* dout = g.arena.allocate_n<float>(size_t(T * sh.cols));
+      GDN_CUDA_CHECK(cudaMemsetAsync(dout, 0xFF, size_t(T * sh.cols) * 4, g.stream));
+      cuda::embed_lookup(d, dids, T, dout, g.stream);
+      GDN_CUDA_CHECK_LAUNCH();
+      const auto got = to_host(g, dout, size_t(T * sh.cols));
+      std::vector<float> want(static_cast<size_t>(sh.cols));
+      int64_t bad = 0;
+      for (int t = 0; t < T; ++t) {
+        decode_row(h->cpu_ref, ids[size_t(t)], want.data());
+        for (int64_t c = 0; c < sh.cols; ++c) {
+          const float gv = got[size_t(t * sh.cols + c)], wv = want[size_t(c)];
+          if (!(gv == wv)) {
+            if (bad++ < 3)
+              ADD_FAILURE() << "token " << t << " (id " << ids[size_t(t)] << ") col " << c << ": gpu " << gv << " ref " << wv;
+          }
+        }
+      }
+      EXPECT_EQ(bad, 0);
+    }
+  }
+}
+
+struct NormCase {
+  int T, H;
+  bool delta, f32, gather;
+};
+
+void check_add_rmsnorm(const NormCase& c) {
+  SCOPED_TRACE("T " + std::to_string(c.T) + " H " + std::to_string(c.H) + (c.delta ? " +delta" : "") +
+               (c.f32 ? " +f32" : "") + (c.gather ? " gather" : ""));
+  const int T = c.T, H = c.H;
+  const float eps = 1e-6f;
+  std::vector<float> res(size_t(T) * H), delta(size_t(T) * H), w(static_cast<size_t>(H));
+  for (size_t i = 0; i < res.size(); ++i) {
+    const uint64_t h = mix64(i + 3);
+    res[i] = unit_float(h) * 2.f * ((h >> 20) % 200 == 0 ? 40.f : 1.f);  // sparse outlier channels
+    delta[i] = unit_float(mix64(h)) * 0.5f;
+  }
+  for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(uint64_t(i) + 77)) * 0.6f;
+  if (T > 2)
+    for (int i = 0; i < H; ++i) res[size_t(2) * H + i] *= 1e-3f;  // a tiny row
+  std::vector<int32_t> rows;
+  if (c.gather) rows = {T - 1, 0, T / 2};  // the last token of each of three sequences
+  const int R = c.gather ? int(rows.size()) : T;
+
+  // Reference.
+  std::vector<float> ref_res = res;
+  if (c.delta) add_inplace(ref_res.data(), delta.data(), int64_t(ref_res.size()));
+  std::vector<float> ref_out(size_t(R) * H);
+  for (int r = 0; r < R; ++r) {
+    const int src = c.gather ? rows[size_t(r)] : r;
+    rmsnorm_1p(ref_res.data() + size_t(src) * H, w.data(), 1, H, eps, ref_out.data() + size_t(r) * H);
+  }
+
+  GpuCtx g(size_t(T) * H * 16 + (size_t(8) << 20));
+  float* dres = to_device(g, res);
+  const float* ddelta = c.delta ? to_device(g, delta) : nullptr;
+  const float* dw = to_device(g, w);
+  const int32_t* drows = c.gather ? to_device(g, rows) : nullptr;
+  auto* dbf = g.arena.allocate_n<__nv_bfloat16>(size_t(R) * H);
+  float* df = c.f32 ? g.arena.allocate_n<float>(size_t(R) * H) : nullptr;
+  GDN_CUDA_CHECK(cudaMemsetAsync(dbf, 0xFF, size_t(R) * H * 2, g.stream));
+  if (df) GDN_CUDA_CHECK(cudaMemsetAsync(df, 0xFF, size_t(R) * H * 4, g.stream));
+  cuda::add_rmsnorm(dres, ddelta, dw, T, H, eps, dbf, df, g.stream, drows, c.gather ? R : 0);
+  GDN_CUDA_CHECK_LAUNCH();
+  const auto got_res = to_host(g, dres, res.size());
+  const auto got_bf = to_host(g, reinterpret_cast<const uint16_t*>(dbf), size_t(R) * H);
+  int64_t bad_res = 0, bad_bf = 0, bad_f = 0;
+  double worst_f = 0;
+  for (size_t i = 0; i < res.size(); ++i) bad_res += !(got_res[i] == ref_res[i]);
+  for (size_t i = 0; i < ref_out.size(); ++i) {
+    const int u = bf16_ulps(got_bf[i], float_to_bf16(ref_out[i]));
+    if (u > 1 && bad_bf++ < 3) ADD_FAILURE() << "bf16 out " << i << ": " << bf16_to_float(got_bf[i]) << " vs " << ref_out[i];
+  }
+  if (df) {
+    const auto got_f = to_host(g, df, size_t(R) * H);
+    for (size_t i = 0; i < ref_out.size(); ++i) {
+      const double rel = std::fabs(double(got_f[i]) - ref_out[i]) / std::max(1e-30, std::fabs(double(ref_out[i])));
+      worst_f = std::max(worst_f, rel);
+      bad_f += !(rel <= 1e-6);
+    }
+  }
+  EXPECT_EQ(bad_res, 0) << "residual after the add";
+  EXPECT_EQ(bad_bf, 0) << "bf16 outputs more than 1 ulp off";
+  EXPECT_EQ(bad_f, 0) << "fp32 outputs, worst relative error " << worst_f;
+}
+
+TEST(OpsRmsnorm, Shapes) {
+  const NormCase cases[] = {{1, 5120, true, true, false},   {7, 5120, true, false, false}, {64, 5120, false, true, false},
+                            {5, 8192, true, true, false},   {3, 1003, true, true, false},  {9, 100, false, false, false},
+                            {33, 5120, true, true, true},   {6, 1003, true, false, true}};
+  for (const NormCase& c : cases) check_add_rmsnorm(c);
+}
+
+void check_swiglu(int T, int I) {
+  SCOPED_TRACE("T " + std::to_string(T) + " I " + std::to_string(I));
+  std::vector<float> gu(size_t(T) * 2 * I);
+  for (size_t i = 0; i < gu.size(); ++i) gu[i] = unit_float(mix64(i + 5)) * 6.f;
+  std::vector<float> ref(size_t(T) * I);
+  for (int t = 0; t < T; ++t)
+    gdn::swiglu(gu.data() + size_t(t) * 2 * I, gu.data() + size_t(t) * 2 * I + I, I, ref.data() + size_t(t) * I);
+  GpuCtx g(gu.size() * 4 + ref.size() * 2 + (size_t(8) << 20));
+  const float* dgu = to_device(g, gu);
+  auto* dout = g.arena.allocate_n<__nv_bfloat16>(ref.size());
+  GDN_CUDA_CHECK(cudaMemsetAsync(dout, 0xFF, ref.size() * 2, g.stream));
+  cuda::swiglu(dgu, T, I, dout, g.stream);
+  GDN_CUDA_CHECK_LAUNCH();
+  const auto got = to_host(g, reinterpret_cast<const uint16_t*>(dout), ref.size());
+  int64_t bad = 0, off1 = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const int u = bf16_ulps(got[i], float_to_bf16(ref[i]));
+    off1 += u == 1;
+    if (u > 1 && bad++ < 3) ADD_FAILURE() << "out " << i << ": " << bf16_to_float(got[i]) << " vs " << ref[i];
+  }
+  EXPECT_EQ(bad, 0);
+  std::printf("  swiglu T %d I %d: %lld of %zu outputs 1 bf16 ulp off\n", T, I, (long long)off1, ref.size());
+}
+
+TEST(OpsSwiglu, Shapes) {
+  check_swiglu(1, 17408);
+  check_swiglu(13, 17408);
+  check_swiglu(5, 1001);
+  check_swiglu(2, 3);
+}
+
+TEST(OpsPerf, Shapes27B) {
+  auto time_us = [](cudaStream_t s, auto&& fn) {
+    cuda::Event e0, e1;
+    std::vector<float> ms;
+    for (int it = 0; it < 23; ++it) {
+      e0.record(s);
+      fn();
+      e1.record(s);
+      const float t = e1.ms_since(e0);
+      if (it >= 3) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return 1000.0 * ms[ms.size() / 2];
+  };
+  GpuCtx g(size_t(1) << 30);
+  const int H = 5120, I = 17408;
+  for (int T : {1, 64, 2048}) {
+    float* res = g.arena.allocate_n<float>(size_t(T) * H);
+    float* delta = g.arena.allocate_n<float>(size_t(T) * H);
+    float* w = g.arena.allocate_n<float>(size_t(H));
+    auto* bf = g.arena.allocate_n<__nv_bfloat16>(size_t(T) * H);
+    GDN_CUDA_CHECK(cudaMemsetAsync(res, 0, size_t(T) * H * 4, g.stream));
+    GDN_CUDA_CHECK(cudaMemsetAsync(delta, 0, size_t(T) * H * 4, g.stream));
+    GDN_CUDA_CHECK(cudaMemsetAsync(w, 0, size_t(H) * 4, g.stream));
+    const double us = time_us(g.stream, [&] { cuda::add_rmsnorm(res, delta, w, T, H, 1e-6f, bf, nullptr, g.stream); });
+    const double bytes = double(T) * H * (4 * 3 + 2);
+    std::printf("[ perf ] add_rmsnorm T=%d H=%d: %.1f us, %.0f GB/s\n", T, H, us, bytes / us * 1e-3);
+    float* gu = g.arena.allocate_n<float>(size_t(T) * 2 * I);
+    auto* out = g.arena.allocate_n<__nv_bfloat16>(size_t(T) * I);
+    GDN_CUDA_CHECK(cudaMemsetAsync(gu, 0, size_t(T) * 2 * I * 4, g.stream));
+    const double us2 = time_us(g.stream, [&] { cuda::swiglu(gu, T, I, out, g.stream); });
+    std::printf("[ perf ] swiglu T=%d I=%d: %.1f us, %.0f GB/s\n", T, I, us2, double(T) * I * 10 / us2 * 1e-3);
+    g.arena.reset();
+  }
+  // Embedding rows of a BF16 table (5120 wide), T tokens.
+  const auto h = make_linear(Layout::Bf16, 4096, H, 3);
+  const cuda::DeviceLinear d = cuda::upload_linear(h->ref, g.arena, g.stream);
+  for (int T : {1, 2048}) {
+    std::vector<int32_t> ids(static_cast<size_t>(T));
+    for (int t = 0; t < T; ++t) ids[size_t(t)] = int32_t(mix64(uint64_t(t)) % 4096);
+    const int32_t* dids = to_device(g, ids);
+    float* out = g.arena.allocate_n<float>(size_t(T) * H);
+    const double us = time_us(g.stream, [&] { cuda::embed_lookup(d, dids, T, out, g.stream); });
+    std::printf("[ perf ] embed_lookup bf16 T=%d H=%d: %.1f us\n", T, H, us);
+  }
+}
+
+}  // namespace
+}  // namespace gdn::test
