@@ -1,0 +1,189 @@
+// Gated delta rule, decode form (one token per sequence), the gated RMSNorm, and the dispatcher
+// gdn_delta_rule (deltanet_cuda.h). CPU reference: kernels/cpu/delta_rule.cpp recurrent_tile.
+//
+// The recurrent step is memory-bound: each (sequence, value head) state [DK, DV] fp32 is read once
+// and written once. The DV columns of S are independent, so a CTA owns a 32-column slice of one
+// head's state: thread (row group rg = tid/8, column quad cq = tid%8) keeps rows rg, rg+32, rg+64,
+// rg+96 × 4 columns in registers (a warp touches 4 rows × 128 contiguous bytes per load). The
+// output uses Sᵀ_new q = α·Sᵀ_old q + (k·q)·δ (as the CPU reference), so both reductions over the
+// rows (Sᵀk and Sᵀq) come from the single pass over the old state.
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/deltanet_cuda.h"
+#include "kernels/cuda/gdn_internal.h"
+
+namespace gdn::cuda {
+namespace detail {
+namespace {
+
+constexpr int kRecThreads = 256;
+constexpr int kRecCols = 32;  // state columns per CTA (8 quads)
+
+__global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams p) {
+  const int s = blockIdx.z, j = blockIdx.y, c0 = blockIdx.x * kRecCols;
+  const int bos = p.cu_seqlens[s];
+  if (p.cu_seqlens[s + 1] - bos != 1) return;  // longer sequences: chunked kernel
+  const int slot = p.state_slots[s];
+  if (slot < 0) return;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int rg = tid >> 3, c = (tid & 7) * 4;
+  const bool col_ok = c0 + c < p.DV;  // DV % 4 == 0: a quad is all in or all out
+  const int DK = p.DK, DV = p.DV;
+
+  // Issue the state loads first: they are the only large traffic; the rest hides behind them.
+  float* Sg = p.state + (int64_t(slot) * p.HV + j) * int64_t(DK) * DV + c0 + c;
+  float4 sv[4];
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const int i = rg + 32 * u;
+    sv[u] = (i < DK && col_ok) ? *reinterpret_cast<const float4*>(Sg + int64_t(i) * DV) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+
+  __shared__ float sq[128], sk[128], red[3];
+  __shared__ float4 redk[8][8], redq[8][8];
+  const float* row = p.qkv + int64_t(bos) * p.conv_dim;
+  const int kh = j / (p.HV / p.HK);
+  // The small inputs too, before the first barrier, so that their latencies overlap.
+  const float4 v4 = col_ok ? *reinterpret_cast<const float4*>(row + 2 * int64_t(p.HK) * DK + int64_t(j) * DV + c0 + c)
+                           : make_float4(0.f, 0.f, 0.f, 0.f);
+  const float* bar = p.ba + int64_t(bos) * p.ba_ld;
+  const float b_in = bar[j], a_in = bar[p.HV + j], nA = p.neg_exp_A[j], dtb = p.dt_bias[j];
+  if (tid < 128) sq[tid] = tid < DK ? row[kh * DK + tid] : 0.f;
+  else sk[tid - 128] = tid - 128 < DK ? row[int64_t(p.HK) * DK + kh * DK + tid - 128] : 0.f;
+  __syncthreads();
+  if (warp < 3) {
+    float acc = 0.f;
+    for (int i = lane; i < DK; i += 32) acc += warp == 0 ? sq[i] * sq[i] : warp == 1 ? sk[i] * sk[i] : sq[i] * sk[i];
+    acc = gdn_warp_sum(acc);
+    if (lane == 0) red[warp] = acc;
+  }
+  __syncthreads();
+  // Reference l2norm: x · scale / sqrt(Σx² + eps).
+  const float qinv = p.q_scale / sqrtf(red[0] + kGdnL2Eps), kinv = 1.f / sqrtf(red[1] + kGdnL2Eps);
+  const float kq = red[2] * qinv * kinv;
+  const float beta = gdn_sigmoid(b_in);
+  const float alpha = expf(nA * gdn_softplus(a_in + dtb));
+
+  float4 ak = make_float4(0.f, 0.f, 0.f, 0.f), aq = ak;
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const int i = rg + 32 * u;
+    if (i < DK) {
+      const float ki = sk[i] * kinv, qi = sq[i] * qinv;
+      ak.x += ki * sv[u].x, ak.y += ki * sv[u].y, ak.z += ki * sv[u].z, ak.w += ki * sv[u].w;
+      aq.x += qi * sv[u].x, aq.y += qi * sv[u].y, aq.z += qi * sv[u].z, aq.w += qi * sv[u].w;
+    }
+  }
+  // Rows of a warp: lanes l, l^8, l^16, l^24 share a column quad.
+#pragma unroll
+  for (int o = 8; o < 32; o <<= 1) {
+    ak.x += __shfl_xor_sync(0xffffffffu, ak.x, o), ak.y += __shfl_xor_sync(0xffffffffu, ak.y, o);
+    ak.z += __shfl_xor_sync(0xffffffffu, ak.z, o), ak.w += __shfl_xor_sync(0xffffffffu, ak.w, o);
+    aq.x += __shfl_xor_sync(0xffffffffu, aq.x, o), aq.y += __shfl_xor_sync(0xffffffffu, aq.y, o);
+    aq.z += __shfl_xor_sync(0xffffffffu, aq.z, o), aq.w += __shfl_xor_sync(0xffffffffu, aq.w, o);
+  }
+  if (lane < 8) redk[warp][lane] = ak, redq[warp][lane] = aq;
+  __syncthreads();
+  float sk4[4] = {0.f, 0.f, 0.f, 0.f}, sq4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int w = 0; w < 8; ++w) {
+    const float4 a = redk[w][tid & 7], b = redq[w][tid & 7];
+    sk4[0] += a.x, sk4[1] += a.y, sk4[2] += a.z, sk4[3] += a.w;
+    sq4[0] += b.x, sq4[1] += b.y, sq4[2] += b.z, sq4[3] += b.w;
+  }
+  if (!col_ok) return;
+  const float vin[4] = {v4.x, v4.y, v4.z, v4.w};
+  // kv_mem = (αS)ᵀk; δ = β(v − kv_mem); o = α·Sᵀq + (k·q)·δ; S ← αS + k δᵀ.
+  float delta[4], o[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    delta[e] = (vin[e] - alpha * sk4[e]) * beta;
+    o[e] = alpha * sq4[e] + kq * delta[e];
+  }
+  if (rg == 0)
+    *reinterpret_cast<float4*>(p.out + (int64_t(bos) * p.HV + j) * DV + c0 + c) = make_float4(o[0], o[1], o[2], o[3]);
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const int i = rg + 32 * u;
+    if (i < DK) {
+      const float ki = sk[i] * kinv;
+      const float4 nv = make_float4(alpha * sv[u].x + ki * delta[0], alpha * sv[u].y + ki * delta[1],
+                                    alpha * sv[u].z + ki * delta[2], alpha * sv[u].w + ki * delta[3]);
+      *reinterpret_cast<float4*>(Sg + int64_t(i) * DV) = nv;
+    }
+  }
+}
+
+// One warp per (token, value head) group of DV: y = w · (o · rsqrt(mean(o²) + eps)) · silu(z).
+constexpr int kNormWarps = 8;
+__global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const float* z, int64_t z_ld,
+                                                                            const float* w, int rows, int HV, int DV,
+                                                                            float eps, __nv_bfloat16* y) {
+  const int r = blockIdx.x * kNormWarps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (r >= rows) return;
+  const int t = r / HV, h = r % HV;
+  const float* orow = o + int64_t(r) * DV;
+  const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
+  __nv_bfloat16* yrow = y + int64_t(r) * DV;
+  float ss = 0.f;
+  for (int i = lane; i < DV; i += 32) ss += orow[i] * orow[i];
+  ss = gdn_warp_sum(ss);
+  const float inv = 1.f / sqrtf(ss / float(DV) + eps);
+  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(w[i] * (orow[i] * inv) * gdn_silu(zrow[i]));
+}
+
+}  // namespace
+
+void launch_recurrent(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
+  const dim3 grid((p.DV + kRecCols - 1) / kRecCols, p.HV, num_seqs);
+  gdn_recurrent_kernel<<<grid, kRecThreads, 0, stream>>>(p);
+  GDN_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+
+size_t gdn_workspace_bytes(const GdnDims&, int, int) {
+  // Both delta-rule kernels normalise q/k and compute the gates on the fly: no scratch needed.
+  return 0;
+}
+
+void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t ba_ld, const float* neg_exp_A,
+                    const float* dt_bias, const StepMeta& m, GdnStateView st, float* out, void* /*workspace*/,
+                    size_t /*workspace_bytes*/, cudaStream_t stream) {
+  if (m.num_seqs <= 0 || m.num_tokens <= 0) return;
+  if (d.key_dim > 128 || d.key_dim % 4 != 0 || d.value_dim % 4 != 0 || d.key_heads <= 0 ||
+      d.value_heads % d.key_heads != 0)
+    throw CudaError("gdn_delta_rule: unsupported dims DK " + std::to_string(d.key_dim) + " DV " +
+                    std::to_string(d.value_dim) + " HK " + std::to_string(d.key_heads) + " HV " +
+                    std::to_string(d.value_heads) + " (need DK ≤ 128, DK, DV multiples of 4, HK | HV)");
+  detail::DeltaParams p;
+  p.qkv = qkv;
+  p.conv_dim = d.conv_dim();
+  p.ba = ba;
+  p.ba_ld = ba_ld;
+  p.neg_exp_A = neg_exp_A;
+  p.dt_bias = dt_bias;
+  p.cu_seqlens = m.cu_seqlens;
+  p.state_slots = m.state_slots;
+  p.state = st.recurrent;
+  p.out = out;
+  p.HK = d.key_heads, p.HV = d.value_heads, p.DK = d.key_dim, p.DV = d.value_dim;
+  p.q_scale = 1.f / std::sqrt(float(d.key_dim));
+  // Every sequence takes exactly one of the two kernels (length 1 vs ≥ 2); they touch disjoint slots.
+  detail::launch_recurrent(p, m.num_seqs, stream);
+  if (m.max_q_len > 1) detail::launch_chunked(p, m.num_seqs, stream);
+}
+
+void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
+                       __nv_bfloat16* y, cudaStream_t stream) {
+  if (T <= 0) return;
+  const int rows = T * d.value_heads;
+  detail::gdn_gated_rmsnorm_kernel<<<(rows + detail::kNormWarps - 1) / detail::kNormWarps, detail::kNormWarps * 32, 0,
+                                     stream>>>(o, z, z_ld, w, rows, d.value_heads, d.value_dim, d.norm_eps, y);
+  GDN_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace gdn::cuda
