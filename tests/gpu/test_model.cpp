@@ -1,14 +1,19 @@
 // The whole GPU forward (model/cuda) against the fp32 CPU reference (model/, itself checked against
 // transformers) on every fixture: BF16/F32 checkpoints and all quantized layouts.
 //
-// Tolerance: the GPU feeds every GEMM BF16 activations (the CPU: fp32, then the same activation
-// quantization), keeps q/K/V in BF16 and runs the chunked delta rule with BF16/TF32 tensor-core
-// operands. One BF16 rounding is a relative error of ≤ 2⁻⁹ ≈ 0.002 per element; through the 8
-// layers of a fixture it accumulates to ~1% of the logits. We require per row
-//   ‖logits_gpu − logits_cpu‖₂ ≤ 0.05 · ‖logits_cpu‖₂    (declared FP8/FP4: rounding flips in the
-//   activation quantization add a few %, so those get 0.10), and the same top-1 token wherever the CPU's top-2 margin
-// exceeds 10% of the row's standard deviation. A wrong op (a missing norm, a swapped gate, a stale
-// state) moves the logits by O(1) relative and fails these bounds.
+// Tolerance, measured rather than guessed. The GPU feeds every GEMM BF16 activations (the CPU: fp32,
+// then the same declared activation quantization), keeps q/K/V in BF16 and runs the chunked delta
+// rule on TF32 tensor cores. The fixtures are tiny random-weight models whose logits turn out to be
+// very sensitive to that: rounding ONLY the GEMM inputs to BF16 on the CPU (set_bf16_gemm_inputs)
+// already moves a 200-token prompt's logits by 0.6–5% per row on average (worst rows 6–70%) for
+// the BF16/F32 fixtures, 7–8% for FP8 W8A8 and 26% for NVFP4 W4A4, where a BF16 difference flips
+// 4-bit activation codes. So each test measures that noise on the CPU for the same tokens and holds
+// the GPU to it:
+//   mean row ‖Δ‖/‖ref‖ (GPU vs fp32 CPU) ≤ 2 × the noise's + 0.01,
+//   top-1 changes (rows where the CPU's top-2 margin > 0.1·sd) ≤ 2 × the noise's + 2,
+// and, for quantized fixtures, the same forward weight-only (W8A16/W4A16: no activation codes to
+// flip) to the BF16 fixtures' bound. A wrong op (a missing norm, a swapped gate, a stale state, a
+// bad scale) moves the logits by O(1) relative and fails these bounds.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -45,9 +50,9 @@ struct Pair {
 };
 
 Pair load_pair(const std::string& dir, cuda::KvDtype kv = cuda::KvDtype::Bf16, int max_tokens = 512,
-               bool graphs = true) {
+               bool graphs = true, ActivationMode mode = ActivationMode::Declared) {
   Pair p;
-  p.cpu = Qwen35Model::load(fixture(dir));
+  p.cpu = Qwen35Model::load(fixture(dir), mode);
   cudaStream_t s;
   GDN_CUDA_CHECK(cudaStreamCreate(&s));
   cuda::GpuWeights w = cuda::upload_weights(p.cpu->config(), p.cpu->weights(), s, false);
@@ -124,7 +129,7 @@ std::vector<float> gpu_logits(Pair& p, const std::vector<int32_t>& ids, std::vec
 }
 
 struct Agreement {
-  double worst_rel = 0;      // max over rows of ‖Δ‖/‖ref‖
+  double worst_rel = 0, mean_rel = 0;  // over rows of ‖Δ‖/‖ref‖
   int top1_checked = 0, top1_diff = 0;
 };
 
@@ -143,6 +148,7 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
     mean /= double(V);
     const double sd = std::sqrt(std::max(0.0, n2 / double(V) - mean * mean));
     a.worst_rel = std::max(a.worst_rel, std::sqrt(d2 / std::max(n2, 1e-30)));
+    a.mean_rel += std::sqrt(d2 / std::max(n2, 1e-30)) / double(rows);
     const int64_t t1 = std::max_element(x, x + V) - x;
     float second = -INFINITY;
     for (int64_t i = 0; i < V; ++i)
@@ -156,11 +162,29 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
 }
 
 void expect_close(const Agreement& a, double tol, const std::string& what) {
-  std::printf("[ stats ] %-48s worst row rel %.3e, top-1 %d/%d differ\n", what.c_str(), a.worst_rel, a.top1_diff,
-              a.top1_checked);
+  std::printf("[ stats ] %-44s mean row rel %.3e, worst %.3e, top-1 %d/%d differ\n", what.c_str(), a.mean_rel,
+              a.worst_rel, a.top1_diff, a.top1_checked);
   EXPECT_LE(a.worst_rel, tol) << what;
   EXPECT_EQ(a.top1_diff, 0) << what;
   EXPECT_GT(a.top1_checked, 0) << what;
+}
+
+// What BF16 GEMM inputs alone do to the CPU reference's logits for these tokens.
+Agreement bf16_noise(const Qwen35Model& m, const std::vector<int32_t>& ids, const std::vector<float>& ref) {
+  set_bf16_gemm_inputs(true);
+  const std::vector<float> rounded = cpu_logits(m, ids);
+  set_bf16_gemm_inputs(false);
+  return compare(ref, rounded, m.config().vocab_size);
+}
+
+void expect_within_noise(const Agreement& gpu, const Agreement& noise, const std::string& what) {
+  std::printf("[ stats ] %-44s GPU: mean row rel %.3e (worst %.3e), top-1 %d/%d | BF16-input noise: mean %.3e "
+              "(worst %.3e), top-1 %d\n",
+              what.c_str(), gpu.mean_rel, gpu.worst_rel, gpu.top1_diff, gpu.top1_checked, noise.mean_rel,
+              noise.worst_rel, noise.top1_diff);
+  EXPECT_LE(gpu.mean_rel, 2 * noise.mean_rel + 0.01) << what;
+  EXPECT_LE(gpu.top1_diff, 2 * noise.top1_diff + 2) << what;
+  EXPECT_GT(gpu.top1_checked, 0) << what;
 }
 
 bool quantized(const std::string& dir) { return dir.rfind("quant/", 0) == 0; }
@@ -173,20 +197,35 @@ TEST_P(GpuModelFixtures, MatchesCpuReference) {
   Pair p = load_pair(dir);
   const int64_t V = p.cpu->config().vocab_size;
   const auto ids = prompt_ids(200, V, 7);
-  expect_close(compare(cpu_logits(*p.cpu, ids), gpu_logits(p, ids, {200}), V), quantized(dir) ? 0.10 : 0.05,
-               dir + " prefill 200");
+  const auto ref = cpu_logits(*p.cpu, ids);
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {200}), V), bf16_noise(*p.cpu, ids, ref), dir + " prefill 200");
 }
 
-// Prefill 37, then one token at a time (decode steps, CUDA graphs), vs the CPU's single forward.
+// Quantized fixtures weight-only (W8A16 / W4A16): the weight decoding of every layout without
+// activation codes that BF16 inputs can flip, so the noise is the BF16 fixtures'.
+TEST_P(GpuModelFixtures, WeightOnlyMatchesCpuReference) {
+  const std::string dir = GetParam();
+  if (!quantized(dir)) GTEST_SKIP() << "dense checkpoint";
+  Pair p = load_pair(dir, cuda::KvDtype::Bf16, 512, true, ActivationMode::WeightOnly);
+  const int64_t V = p.cpu->config().vocab_size;
+  const auto ids = prompt_ids(200, V, 7);
+  const auto ref = cpu_logits(*p.cpu, ids);
+  const Agreement noise = bf16_noise(*p.cpu, ids, ref);
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {200}), V), noise, dir + " weight-only prefill 200");
+  EXPECT_LE(noise.mean_rel, 0.06) << "weight-only noise should be at the BF16 fixtures' level";
+}
+
+// Prefill 37, then one token at a time (decode steps, CUDA graphs), vs the CPU's single forward;
+// and another split (3 + 64 + 5, then decode).
 TEST_P(GpuModelFixtures, IncrementalMatchesFull) {
   const std::string dir = GetParam();
   Pair p = load_pair(dir);
   const int64_t V = p.cpu->config().vocab_size;
   const auto ids = prompt_ids(70, V, 11);
   const auto ref = cpu_logits(*p.cpu, ids);
-  expect_close(compare(ref, gpu_logits(p, ids, {37, 1}), V), quantized(dir) ? 0.10 : 0.05, dir + " 37 + 1×33");
-  expect_close(compare(ref, gpu_logits(p, ids, {3, 64, 5, 1}), V), quantized(dir) ? 0.10 : 0.05,
-               dir + " 3 + 64 + 5 + 1×…");
+  const Agreement noise = bf16_noise(*p.cpu, ids, ref);
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {37, 1}), V), noise, dir + " 37 + 1×33");
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {3, 64, 5, 1}), V), noise, dir + " 3 + 64 + 5 + 1×…");
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GpuModelFixtures,
@@ -205,18 +244,22 @@ TEST(GpuModel, LongPromptAcrossChunks) {
   Pair p = load_pair("qwen35-wrapper-bf16", cuda::KvDtype::Bf16, 64);
   const int64_t V = p.cpu->config().vocab_size;
   const auto ids = prompt_ids(1000, V, 5);
-  expect_close(compare(cpu_logits(*p.cpu, ids), gpu_logits(p, ids, {64}), V), 0.05, "1000 tokens in 64-token steps");
+  const auto ref = cpu_logits(*p.cpu, ids);
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {64}), V), bf16_noise(*p.cpu, ids, ref),
+                      "1000 tokens in 64-token steps");
 }
 
-// FP8 E4M3 KV cache (scale 1): looser, one E4M3 rounding of K and V (2⁻⁴ relative).
+// FP8 E4M3 KV cache (scale 1): one E4M3 rounding of K and V (2⁻⁴ relative) on top of the BF16
+// noise; held to twice the BF16 bound.
 TEST(GpuModel, Fp8KvCache) {
-  Pair p = load_pair("qwen35-wrapper-bf16", cuda::KvDtype::Fp8E4m3);
+  Pair p = load_pair("qwen36-wrapper-sharded", cuda::KvDtype::Fp8E4m3);
   const int64_t V = p.cpu->config().vocab_size;
   const auto ids = prompt_ids(150, V, 9);
-  const Agreement a = compare(cpu_logits(*p.cpu, ids), gpu_logits(p, ids, {100, 1}), V);
-  std::printf("[ stats ] fp8 KV: worst row rel %.3e, top-1 %d/%d differ\n", a.worst_rel, a.top1_diff, a.top1_checked);
-  EXPECT_LE(a.worst_rel, 0.15);
-  EXPECT_LE(a.top1_diff, a.top1_checked / 20);
+  const auto ref = cpu_logits(*p.cpu, ids);
+  Agreement noise = bf16_noise(*p.cpu, ids, ref);
+  noise.mean_rel *= 2;
+  noise.top1_diff *= 2;
+  expect_within_noise(compare(ref, gpu_logits(p, ids, {100, 1}), V), noise, "fp8 KV cache, 100 + 1×50");
 }
 
 // Graph replay == eager execution of the same padded decode step, bit for bit.
@@ -235,8 +278,9 @@ TEST(GpuModel, MixedBatchEqualsAlone) {
   Pair p = load_pair("qwen36-wrapper-sharded");
   const int64_t V = p.cpu->config().vocab_size;
   const auto a = prompt_ids(90, V, 21), b = prompt_ids(41, V, 22), c = prompt_ids(130, V, 23);
-  // Alone: a in one go; b as 40 + 1; c as 65 + 65.
-  const auto ra = gpu_logits(p, a, {90}), rb = gpu_logits(p, b, {40, 1}), rc = gpu_logits(p, c, {65});
+  // Alone, with the same chunk boundaries (the chunked delta rule's chunks start at each step's
+  // first token): a as 50 + 40; b as 40 + 1; c as 65 + 65.
+  const auto ra = gpu_logits(p, a, {50, 40}), rb = gpu_logits(p, b, {40, 1}), rc = gpu_logits(p, c, {65});
   // Together: step 1 = [a[0:50], b[0:40], c[0:65]]; step 2 = [a[50:90], b[40:41], c[65:130]].
   GpuSeq sa = new_seq(p), sb = new_seq(p), sc = new_seq(p);
   std::vector<float> ga(a.size() * size_t(V)), gb(b.size() * size_t(V)), gc(c.size() * size_t(V));
@@ -263,13 +307,15 @@ TEST(GpuModel, MixedBatchEqualsAlone) {
     }
   }
   // Same kernels, other batch composition: the GEMM path and split choices may differ with the
-  // token count, so fp32 summation order differs — 1e-3 relative is far below any real mistake.
-  expect_close(compare(ra, ga, V), 1e-3, "mixed batch: a");
-  expect_close(compare(rb, gb, V), 1e-3, "mixed batch: b");
-  expect_close(compare(rc, gc, V), 1e-3, "mixed batch: c");
+  // token count (and b's decode token takes the prefill kernel inside a mixed step), so fp32
+  // summation order differs: measured ≤ 4e-3 (amplified by these sensitive fixtures) — far below
+  // what a sequence reading another's KV or state would do (O(1)).
+  expect_close(compare(ra, ga, V), 1e-2, "mixed batch: a");
+  expect_close(compare(rb, gb, V), 1e-2, "mixed batch: b");
+  expect_close(compare(rc, gc, V), 1e-2, "mixed batch: c");
 }
 
-// The MTP head on the GPU vs the CPU's mtp_forward over the same hidden states.
+// The MTP head on the GPU vs the CPU's mtp_forward over the CPU's hidden states.
 TEST(GpuModel, MtpMatchesCpu) {
   Pair p = load_pair("qwen35-wrapper-bf16");
   ASSERT_TRUE(p.gpu->has_mtp());
@@ -277,11 +323,20 @@ TEST(GpuModel, MtpMatchesCpu) {
   const int64_t V = c.vocab_size, H = c.hidden_size;
   const auto ids = prompt_ids(61, V, 31);
   const int64_t n = int64_t(ids.size()) - 1;  // positions 0..n-1 get hidden[p] + ids[p+1]
-  // CPU: main forward for hidden states, then the MTP head.
-  std::vector<float> hidden(size_t(n * H)), ref(size_t(n * V));
-  SequenceState st = p.cpu->new_state(), mst = p.cpu->new_mtp_state();
-  p.cpu->forward(std::span<const int32_t>(ids.data(), size_t(n)), st, {nullptr, true, hidden.data()}, cpu_pool());
-  p.cpu->mtp_forward(hidden.data(), std::span<const int32_t>(ids.data() + 1, size_t(n)), mst, ref.data(), cpu_pool());
+  // CPU: main forward for hidden states, then the MTP head (fp32, and with BF16 GEMM inputs for
+  // the noise yardstick).
+  auto cpu_mtp = [&](bool bf16) {
+    set_bf16_gemm_inputs(bf16);
+    std::vector<float> hidden(size_t(n * H)), out(size_t(n * V));
+    SequenceState st = p.cpu->new_state(), mst = p.cpu->new_mtp_state();
+    p.cpu->forward(std::span<const int32_t>(ids.data(), size_t(n)), st, {nullptr, true, hidden.data()}, cpu_pool());
+    p.cpu->mtp_forward(hidden.data(), std::span<const int32_t>(ids.data() + 1, size_t(n)), mst, out.data(),
+                       cpu_pool());
+    set_bf16_gemm_inputs(false);
+    return out;
+  };
+  const auto ref = cpu_mtp(false);
+  const Agreement noise = compare(ref, cpu_mtp(true), V);
   // GPU: the main step leaves its hidden states; the MTP step reads them.
   GpuSeq s = new_seq(p);
   SeqStep main = make_step(s, std::span<const int32_t>(ids.data(), size_t(n)), 1);
@@ -290,7 +345,7 @@ TEST(GpuModel, MtpMatchesCpu) {
   const auto o = p.gpu->mtp_step(std::span<const SeqStep>(&mtp, 1), p.gpu->last_hidden(), *p.cache);
   std::vector<float> got(size_t(n * V));
   p.gpu->copy_logits(o, got.data());
-  expect_close(compare(ref, got, V), 0.05, "MTP head, 60 positions");
+  expect_within_noise(compare(ref, got, V), noise, "MTP head, 60 positions");
 }
 
 // Greedy sampling on the GPU picks the argmax of the GPU's own logits.

@@ -46,10 +46,11 @@ case "$GPU_NAME" in *H200*) GPU=h200 ;; *H100*) GPU=h100 ;; *) GPU="$(echo "$GPU
 if has_stage build; then
   t0=$SECONDS
   if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
-       "${CMAKE_DEPS[@]}" >"$OUT/build.log" 2>&1 &&
-     ninja -C "$BUILD" -j16 gdn_gpu_tests bench_forward gdnserve >>"$OUT/build.log" 2>&1; then
+       "${CMAKE_DEPS[@]}" >/tmp/gdn_build.log 2>&1 &&
+     ninja -C "$BUILD" -j16 gdn_gpu_tests bench_forward gdnserve >>/tmp/gdn_build.log 2>&1; then
     note "build: ok in $((SECONDS - t0)) s"
   else
+    cp /tmp/gdn_build.log "$OUT/build.log"
     grep -E 'error|Error|FAILED' -A3 "$OUT/build.log" | head -80 || tail -40 "$OUT/build.log"
     note "build: FAILED (see build.log)"
     exit 1
@@ -67,7 +68,7 @@ if has_stage tests; then
   note "tests: rc=$rc in $((SECONDS - t0)) s: $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/tests.log" | head -2 | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$OUT/tests.log" | head -40 | tee -a "$SUMMARY" || true
   grep -E '^\[ (stats|perf) ' "$OUT/tests.log" | tee -a "$SUMMARY" >/dev/null || true
-  grep -E 'Failure|error:|what\(\)|C\+\+ exception' -A4 "$OUT/tests.log" | head -80 >"$OUT/failures.txt" || true
+  grep -E 'Failure|error:|what\(\)|C\+\+ exception' -B2 -A4 "$OUT/tests.log" | head -80 >/tmp/gdn_failures.txt || true
 fi
 
 if has_stage sanitize; then
@@ -75,11 +76,12 @@ if has_stage sanitize; then
   set +e
   timeout -k 10 "${GDN_SANITIZE_S:-150}" compute-sanitizer --tool memcheck --error-exitcode 86 "$BUILD/gdn_gpu_tests" \
     --gtest_filter="${GDN_SANITIZE_FILTER:-GpuModel.*:All/GpuModelFixtures.MatchesCpuReference/quant_ct_nvfp4}" \
-    >"$OUT/sanitizer.log" 2>&1
+    >/tmp/gdn_sanitizer.log 2>&1
   rc=$?
   set -e
-  note "sanitizer: rc=$rc in $((SECONDS - t0)) s (86 = memcheck errors, 124 = time budget): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
-  grep -E '^=+ (Invalid|Address|Program hit)' -A6 "$OUT/sanitizer.log" | head -30 >>"$SUMMARY" || true
+  head -c 200000 /tmp/gdn_sanitizer.log >"$OUT/sanitizer.log"
+  note "sanitizer: rc=$rc in $((SECONDS - t0)) s (86 = memcheck errors, 124 = time budget): $(grep -E 'ERROR SUMMARY' /tmp/gdn_sanitizer.log | tail -1)"
+  grep -E '^=+ (Invalid|Address|Program hit)' -A6 /tmp/gdn_sanitizer.log | head -30 >>"$SUMMARY" || true
 fi
 
 if has_stage cli; then
@@ -87,20 +89,20 @@ if has_stage cli; then
   set +e
   M=tests/fixtures/qwen35-wrapper-bf16
   T=1,5,9,33,2,7,100,3,250,17,8,64,12,90,4,11
-  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cpu --out "$OUT/l_cpu.bin" 2>"$OUT/cli.log" &&
-  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cuda --out "$OUT/l_gpu.bin" 2>>"$OUT/cli.log" &&
-  python3 - "$OUT/l_cpu.bin" "$OUT/l_gpu.bin" <<'PY' | tee -a "$SUMMARY"
+  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cpu --out /tmp/l_cpu.bin 2>/tmp/gdn_cli.log &&
+  "$BUILD/gdnserve" logits --model $M --tokens $T --backend cuda --out /tmp/l_gpu.bin 2>>/tmp/gdn_cli.log &&
+  python3 - /tmp/l_cpu.bin /tmp/l_gpu.bin <<'PY' | tee -a "$SUMMARY"
 import sys, struct, math
 a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
 x = struct.unpack(f'{len(a)//4}f', a); y = struct.unpack(f'{len(b)//4}f', b)
 d = math.sqrt(sum((p-q)**2 for p, q in zip(x, y)) / max(1e-30, sum(p*p for p in x)))
 print(f"[gpu_forward] cli: logits --backend cuda vs cpu: {len(x)} values, relative L2 difference {d:.3e}")
 PY
-  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cuda >"$OUT/gen_gpu.txt" 2>>"$OUT/cli.log"
-  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cpu >"$OUT/gen_cpu.txt" 2>>"$OUT/cli.log"
-  note "cli: generate gpu: $(cat "$OUT/gen_gpu.txt")"
-  note "cli: generate cpu: $(cat "$OUT/gen_cpu.txt")"
-  tail -3 "$OUT/cli.log" | sed 's/^/[gpu_forward] cli: /' | tee -a "$SUMMARY"
+  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cuda >/tmp/gen_gpu.txt 2>>/tmp/gdn_cli.log
+  "$BUILD/gdnserve" generate --model $M --tokens $T --max-tokens 24 --ids --backend cpu >/tmp/gen_cpu.txt 2>>/tmp/gdn_cli.log
+  note "cli: generate gpu: $(cat /tmp/gen_gpu.txt)"
+  note "cli: generate cpu: $(cat /tmp/gen_cpu.txt)"
+  tail -3 /tmp/gdn_cli.log | sed 's/^/[gpu_forward] cli: /' | tee -a "$SUMMARY"
   set -e
 fi
 
@@ -129,7 +131,7 @@ fi
 echo
 echo "================ summary ================"
 cat "$SUMMARY"
-[[ -s "$OUT/failures.txt" ]] && { echo "--- first failures"; head -60 "$OUT/failures.txt"; }
+[[ -s /tmp/gdn_failures.txt ]] && { echo "--- first failures"; head -60 /tmp/gdn_failures.txt; }
 [[ -f "$OUT/bench.log" ]] && { echo "--- bench"; cat "$OUT/bench.log" | head -80; }
 [[ -f "$OUT/torch.log" ]] && { echo "--- torch reference"; grep -E 'extrapolated|decode batch 1|prefill +[0-9]|floor|copy_' "$OUT/torch.log" | head -12; }
 echo "total $SECONDS s"

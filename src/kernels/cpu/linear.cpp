@@ -1,6 +1,7 @@
 #include "kernels/cpu/linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/error.h"
@@ -51,9 +52,21 @@ void decode_row(const MatrixRef& m, int64_t r, float* out) {
   }
 }
 
+namespace {
+std::atomic<bool> g_bf16_gemm_inputs{false};
+}  // namespace
+
+void set_bf16_gemm_inputs(bool on) { g_bf16_gemm_inputs = on; }
+bool bf16_gemm_inputs() { return g_bf16_gemm_inputs; }
+
 void linear(const float* x, int64_t M, const MatrixRef& w, float* y, ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  std::vector<float> xq;
+  std::vector<float> xq, xb;
+  if (g_bf16_gemm_inputs) {
+    xb.assign(x, x + M * K);
+    for (float& v : xb) v = bf16_to_float(float_to_bf16(v));
+    x = xb.data();
+  }
   if (w.quant && w.quant->scheme.act != ActQuant::None) {
     xq.resize(size_t(M * K));
     quantize_activations(*w.quant, x, M, K, xq.data());

@@ -27,6 +27,13 @@ struct MatrixRef {
 void linear(const float* x, int64_t M, const MatrixRef& w, float* y, ThreadPool& pool);
 
 // out[i, :] = table[ids[i], :] as fp32. Ids must already be validated (< table.rows).
+// Numerics experiment switch (process-wide, default off): round every GEMM input to BF16 before
+// the declared activation quantization, the way the GPU backend feeds its GEMMs. Tests use it to
+// measure how far BF16 activations alone move a model's logits (the "BF16 noise" the GPU is held
+// to); the reference itself always runs in fp32.
+void set_bf16_gemm_inputs(bool on);
+bool bf16_gemm_inputs();
+
 void embed_rows(const MatrixRef& table, const int32_t* ids, int64_t n, float* out);
 
 // Decodes row r of a float matrix to fp32.

@@ -1,6 +1,7 @@
 #include "model/cuda/gpu_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "kernels/cuda/cuda_check.h"
@@ -30,26 +31,27 @@ GdnDims gdn_dims(const Qwen35Config& c) {
 }
 
 namespace {
-int64_t attention_layers_with_mtp(const Qwen35Config& c) { return c.num_attention_layers() + c.mtp_layers; }
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+std::atomic<uint64_t> next_cache_id{1};
 }  // namespace
 
-int64_t kv_block_bytes_all_layers(const Qwen35Config& c, KvDtype dt) {
-  return attention_layers_with_mtp(c) * int64_t(kv_block_bytes(attn_dims(c), dt));
+int64_t kv_block_bytes_all_layers(const Qwen35Config& c, int mtp_layers, KvDtype dt) {
+  return (c.num_attention_layers() + mtp_layers) * int64_t(kv_block_bytes(attn_dims(c), dt));
 }
 
 int64_t state_slot_bytes_all_layers(const Qwen35Config& c) {
   return c.num_linear_layers() * int64_t(gdn_slot_bytes(gdn_dims(c)));
 }
 
-GpuCache::GpuCache(const Qwen35Config& c, const GpuCacheShape& shape, cudaStream_t stream) : shape_(shape) {
+GpuCache::GpuCache(const Qwen35Config& c, int mtp_layers, const GpuCacheShape& shape, cudaStream_t stream)
+    : shape_(shape), id_(next_cache_id++) {
   if (shape.num_blocks < 2 || shape.state_slots < 1)
     throw CudaError("GpuCache: need at least 2 KV blocks and 1 state slot, got " + std::to_string(shape.num_blocks) +
                     " and " + std::to_string(shape.state_slots));
   const AttnDims ad = attn_dims(c);
   const GdnDims gd = gdn_dims(c);
   const size_t half_block = kv_block_bytes(ad, shape.kv_dtype) / 2;  // K (or V) of one block of one layer
-  const int64_t L_attn = attention_layers_with_mtp(c), L_gdn = c.num_linear_layers();
+  const int64_t L_attn = c.num_attention_layers() + mtp_layers, L_gdn = c.num_linear_layers();
   conv_slot_elems_ = int64_t(gd.conv_kernel - 1) * gd.conv_dim();
   rec_slot_elems_ = int64_t(gd.value_heads) * gd.key_dim * gd.value_dim;
   const size_t kv_bytes = align256(half_block * size_t(shape.num_blocks));
@@ -76,6 +78,18 @@ GpuCache::GpuCache(const Qwen35Config& c, const GpuCacheShape& shape, cudaStream
   GDN_CUDA_CHECK(cudaStreamSynchronize(stream));
   for (int b = shape.num_blocks - 1; b >= 1; --b) free_blocks_.push_back(b);
   for (int s = shape.state_slots - 1; s >= 0; --s) free_slots_.push_back(s);
+}
+
+KvLayerView GpuCache::kv(int attn_layer) const {
+  if (attn_layer < 0 || attn_layer >= int(kv_.size()))
+    throw CudaError("GpuCache: attention layer " + std::to_string(attn_layer) + " of " + std::to_string(kv_.size()));
+  return kv_[size_t(attn_layer)];
+}
+
+GdnStateView GpuCache::state(int gdn_layer) const {
+  if (gdn_layer < 0 || gdn_layer >= int(state_.size()))
+    throw CudaError("GpuCache: DeltaNet layer " + std::to_string(gdn_layer) + " of " + std::to_string(state_.size()));
+  return state_[size_t(gdn_layer)];
 }
 
 void GpuCache::reset_slot(int slot, cudaStream_t stream) {

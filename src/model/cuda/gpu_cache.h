@@ -24,20 +24,24 @@ struct GpuCacheShape {
   int state_slots = 0;  // DeltaNet state slots
 };
 
-// Bytes of one KV block over all attention layers (+ MTP layers), and of one state slot over all
-// DeltaNet layers.
-int64_t kv_block_bytes_all_layers(const Qwen35Config& c, KvDtype dt);
+// Bytes of one KV block over all attention layers (+ mtp_layers MTP layers), and of one state slot
+// over all DeltaNet layers. The MTP layer count comes from the loaded weights: configs often omit
+// mtp_num_hidden_layers while the checkpoint carries the head.
+int64_t kv_block_bytes_all_layers(const Qwen35Config& c, int mtp_layers, KvDtype dt);
 int64_t state_slot_bytes_all_layers(const Qwen35Config& c);
 
 class GpuCache {
  public:
-  GpuCache(const Qwen35Config& c, const GpuCacheShape& shape, cudaStream_t stream);
+  GpuCache(const Qwen35Config& c, int mtp_layers, const GpuCacheShape& shape, cudaStream_t stream);
   const GpuCacheShape& shape() const { return shape_; }
+  // Unique per cache object (never reused, unlike addresses): CUDA graphs captured against one
+  // cache's memory are only replayed with that cache.
+  uint64_t id() const { return id_; }
   int64_t bytes() const { return int64_t(arena_->capacity()); }
 
   // attention layer index among the main stack's attention layers; MTP layer i is attn_layers + i.
-  KvLayerView kv(int attn_layer) const { return kv_[size_t(attn_layer)]; }
-  GdnStateView state(int gdn_layer) const { return state_[size_t(gdn_layer)]; }
+  KvLayerView kv(int attn_layer) const;       // CudaError when out of range
+  GdnStateView state(int gdn_layer) const;
 
   // Zeroes a slot's conv and recurrent state in every DeltaNet layer (a fresh sequence).
   void reset_slot(int slot, cudaStream_t stream);
@@ -54,6 +58,7 @@ class GpuCache {
 
  private:
   GpuCacheShape shape_;
+  uint64_t id_ = 0;
   std::unique_ptr<DeviceArena> arena_;
   std::vector<KvLayerView> kv_;
   std::vector<GdnStateView> state_;

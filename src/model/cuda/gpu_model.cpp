@@ -167,7 +167,7 @@ void GpuModel::warm_up() {
   GpuCacheShape shape;
   shape.num_blocks = (T + kKvBlockTokens - 1) / kKvBlockTokens + 1;
   shape.state_slots = 1;
-  GpuCache cache(cfg_, shape, stream_);
+  GpuCache cache(cfg_, mtp_layers(), shape, stream_);
   std::vector<int32_t> ids(size_t(T), 0), blocks = cache.allocate_blocks(shape.num_blocks - 1);
   const int32_t slot = cache.allocate_slot();
   SeqStep s;
@@ -183,7 +183,7 @@ std::unique_ptr<GpuCache> GpuModel::make_cache(KvDtype kv, int state_slots, int6
                                                int num_blocks) const {
   size_t free = 0, total = 0;
   GDN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  const int64_t block_bytes = kv_block_bytes_all_layers(cfg_, kv);
+  const int64_t block_bytes = kv_block_bytes_all_layers(cfg_, mtp_layers(), kv);
   const int64_t slot_bytes = state_slot_bytes_all_layers(cfg_) * state_slots;
   const int64_t avail = int64_t(free) - reserve_bytes - slot_bytes;
   GpuCacheShape shape;
@@ -195,7 +195,7 @@ std::unique_ptr<GpuCache> GpuModel::make_cache(KvDtype kv, int state_slots, int6
                "take {:.2f} GiB and each KV block of {} tokens {:.1f} MiB — not enough for {} blocks",
                free / 1073741824.0, w_.bytes / 1073741824.0, act_peak_ / 1073741824.0, state_slots,
                slot_bytes / 1073741824.0, kKvBlockTokens, block_bytes / 1048576.0, num_blocks > 0 ? num_blocks : 2);
-  return std::make_unique<GpuCache>(cfg_, shape, stream_);
+  return std::make_unique<GpuCache>(cfg_, mtp_layers(), shape, stream_);
 }
 
 StepMeta GpuModel::device_meta() const {
@@ -298,9 +298,9 @@ StepOutput GpuModel::step(std::span<const SeqStep> seqs, GpuCache& cache, bool u
   const int rows_all = pack(seqs, false, bucket);
   const StepMeta m = device_meta();
   if (bucket > 0 && use_graph && opts_.use_graphs) {
-    if (graph_cache_ != &cache) {
+    if (graph_cache_ != cache.id()) {
       graphs_.clear();
-      graph_cache_ = &cache;
+      graph_cache_ = cache.id();
     }
     std::unique_ptr<Graph>& g = graphs_[bucket];
     if (!g) {

@@ -67,6 +67,7 @@ class GpuModel {
   int64_t activation_bytes() const { return act_bytes_; }         // arena of buffers + workspaces
   int64_t activation_peak_bytes() const { return act_peak_; }     // measured: arena + what the warm-up added
   bool has_mtp() const { return w_.mtp.has_value(); }
+  int mtp_layers() const { return w_.mtp ? int(w_.mtp->layers.size()) : 0; }
 
   // A cache sized from the free GPU memory left (minus reserve_bytes) with `state_slots` slots,
   // or exactly `num_blocks` blocks when > 0.
@@ -139,7 +140,7 @@ class GpuModel {
   StepMeta host_fields_;
   int last_T_ = 0;
   std::map<int, std::unique_ptr<Graph>> graphs_;  // by bucket size
-  const GpuCache* graph_cache_ = nullptr;
+  uint64_t graph_cache_ = 0;  // GpuCache::id() the graphs were captured against
 };
 
 // Loads the GPU model from a checkpoint directory (config + safetensors → validated host weights →
