@@ -93,6 +93,7 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
     p.KG = pl.KG;
     p.rtiles = pl.rtiles;
     p.warps = pl.warps;
+    p.ksplit = pl.ksplit;
     p.partial = reinterpret_cast<float*>(ws + L.partial);
     p.counters = reinterpret_cast<int*>(ws + L.counters);
     p.y = y + t * w.rows;

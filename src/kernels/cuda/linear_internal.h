@@ -57,8 +57,10 @@ struct SmallMParams {
   int KG = 0;                        // 128-byte K groups per row
   int rtiles = 0;                    // row tiles of 16·MT rows
   int warps = 0;                     // W: warps sharing the rtiles·KG iterations (W ≤ rtiles·KG)
+  int ksplit = 0;                    // decode kernel (M ≤ 16): K splits per row tile (CTA = tile·ksplit + split)
   float* partial = nullptr;          // [W][2][MT·NT·4][32]: first/last segment of each warp's range
   int* counters = nullptr;           // [rtiles], zero on entry, left zero
+                                     // (decode kernel: partial is [rtiles][ksplit][MT·NT·4][32])
   float* y = nullptr;                // [M][N] (first token of this launch)
 };
 
@@ -74,6 +76,7 @@ struct SmallMPlan {
   int MT = 2, NT = 1, rtiles = 0, KG = 0;
   int warps = 0, blocks = 0, threads = 0;
   size_t smem = 0;
+  int ksplit = 0;  // > 0: the decode kernel (one CTA per row tile × K split); 0: the persistent kernel
 };
 SmallMPlan plan_small_m(const DeviceLinear& w, int M);
 size_t small_m_partial_bytes(const DeviceLinear& w, int M);
