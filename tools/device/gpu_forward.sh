@@ -27,21 +27,10 @@ note() { echo "[gpu_forward] $*" | tee -a "$SUMMARY"; }
 left() { echo $((BUDGET - SECONDS)); }
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
-if compgen -G ".deps/debs/*.deb" >/dev/null; then
-  rm -rf "$DEPS" && mkdir -p "$DEPS"
-  for f in .deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
-  find "$DEPS" -name '*.pc' -exec sed -i -e "s|^prefix=/usr\$|prefix=$DEPS/usr|" -e "s|=/usr/|=$DEPS/usr/|g" {} +
-  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export PKG_CONFIG_LIBDIR="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
-  export PKG_CONFIG_PATH="$PKG_CONFIG_LIBDIR"
-  CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$DEPS/usr" -DPKG_CONFIG_EXECUTABLE="$DEPS/usr/bin/pkgconf")
-else
-  CMAKE_DEPS=()
-  note "deps: no .deps/debs carried; using the system's packages"
-fi
+source tools/device/common.sh
+gdn_unpack_deps "$DEPS" || note "deps: no .deps/debs carried; using the system's packages"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; } | sed 's/^/[gpu_forward] gpu: /' | tee -a "$SUMMARY"
-GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)"
-case "$GPU_NAME" in *H200*) GPU=h200 ;; *H100*) GPU=h100 ;; *) GPU="$(echo "$GPU_NAME" | tr 'A-Z ' 'a-z-')" ;; esac
+GPU="$(gdn_gpu_id)"
 
 if has_stage build; then
   t0=$SECONDS
