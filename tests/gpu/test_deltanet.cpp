@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -146,13 +147,16 @@ struct Gpu {
   GpuCtx g;
   float *x, *w, *ba, *neg_a, *dtb, *conv_state, *rec_state, *qkv, *o;
   int32_t *cu, *sl;
+  void* ws = nullptr;  // gdn_delta_rule workspace (the split chunked form's scratch)
+  size_t ws_bytes = 0;
 
   static size_t bytes(const GdnDims& d, int slots, int max_tokens, int max_seqs) {
     const size_t C = size_t(d.conv_dim()), ldx = C + 4, ldba = size_t(2 * d.value_heads + 1);
     return (size_t(max_tokens) * (ldx + ldba + C + size_t(d.value_heads * d.value_dim)) +
             size_t(d.conv_kernel) * C + 2 * size_t(d.value_heads)) * 4 +
            size_t(slots) * cuda::gdn_slot_bytes(d) + 2 * size_t(max_seqs + 1) * 4 +
-           size_t(max_tokens) * size_t(d.value_heads * d.value_dim) * 2 + (size_t(16) << 20);  // + bf16 y (perf)
+           size_t(max_tokens) * size_t(d.value_heads * d.value_dim) * 2 + (size_t(16) << 20) +  // + bf16 y (perf)
+           cuda::gdn_workspace_bytes(d, max_tokens, max_seqs);
   }
   Gpu(const GdnDims& dims, int slots_, int max_tokens_, int max_seqs)
       : d(dims), slots(slots_), max_tokens(max_tokens_), g(bytes(dims, slots_, max_tokens_, max_seqs)) {
@@ -168,6 +172,8 @@ struct Gpu {
     rec_state = g.arena.allocate_n<float>(size_t(slots) * size_t(d.value_heads * d.key_dim * d.value_dim));
     cu = g.arena.allocate_n<int32_t>(size_t(max_seqs + 1));
     sl = g.arena.allocate_n<int32_t>(size_t(max_seqs));
+    ws_bytes = cuda::gdn_workspace_bytes(d, max_tokens, max_seqs);
+    ws = ws_bytes ? g.arena.allocate(ws_bytes) : nullptr;
   }
   template <typename T>
   void up(T* dst, const T* src, size_t n) {
@@ -217,7 +223,7 @@ struct Gpu {
     cuda::gdn_conv1d_silu(d, x, ldx, w, m, view(), qkv, g.stream);
   }
   void delta(const cuda::StepMeta& m, int64_t ldba) {
-    cuda::gdn_delta_rule(d, qkv, ba, ldba, neg_a, dtb, m, view(), o, nullptr, 0, g.stream);
+    cuda::gdn_delta_rule(d, qkv, ba, ldba, neg_a, dtb, m, view(), o, ws, ws_bytes, g.stream);
   }
   // conv + delta rule of one step with poisoned outputs; qkv_out [T, C], o_out [T, HV·DV].
   void step(const Tokens& tk, int64_t r0, const std::vector<int>& lens, const std::vector<int>& slot_of,
@@ -401,6 +407,24 @@ TEST(GdnDeltaRule, PrefillSplitEqualsWhole) {
 const std::vector<Seq> kVarlen = {{1, 6}, {2, 1}, {5, -1}, {63, 4}, {64, 0}, {200, 3}};
 TEST(GdnDeltaRule, VarlenBatchWithPadding27B) { run_scenario(k27B, 8, true, {kVarlen}, 31, "varlen"); }
 
+// The split chunked form (DK > 64) works in windows of chunks and groups of sequences that bound
+// its scratch (64 MB by default: 41 chunks of the 27B per window). GDN_DELTA_SCRATCH_SLOTS shrinks
+// it to 100 slots (2 chunks × 48 heads per window, one sequence per group), so that the state is
+// carried across several windows and the varlen batch spans several groups; the 2700-token case
+// crosses the default window. GDN_DELTA_FUSED=1 runs the fused form on the same cases.
+TEST(GdnDeltaRule, SplitFormWindowsAndGroups) {
+  setenv("GDN_DELTA_SCRATCH_SLOTS", "100", 1);
+  run_scenario(k27B, 8, true, {kVarlen}, 32, "varlen-small-scratch");
+  run_scenario(k27B, 2, true, {{{300, 1}}, {{70, 1}}}, 12, "prefill-300+70-small-scratch");
+  unsetenv("GDN_DELTA_SCRATCH_SLOTS");
+  run_scenario(k27B, 2, true, {{{2700, 0}}}, 13, "prefill-2700");
+}
+TEST(GdnDeltaRule, FusedFormStillCorrect) {
+  setenv("GDN_DELTA_FUSED", "1", 1);
+  run_scenario(k27B, 8, true, {kVarlen}, 34, "varlen-fused");
+  unsetenv("GDN_DELTA_FUSED");
+}
+
 // (d) decode: 32 sequences of one token, random nonzero states, permuted slots.
 TEST(GdnDeltaRule, Decode32) {
   std::vector<Seq> st;
@@ -538,6 +562,10 @@ TEST(GdnPerf, Timings27B) {
     const double flops = double(T / 64) * d.value_heads * 2.0 * 64 * (64 * 128 + 64 * 64 + 4 * 128 * 128 + 64 * 128 + 128 * 128);
     std::printf("[ perf ] gdn chunked delta rule, 1 seq x %d tokens, HV %d: %.3f ms (%.1f Mtok/s, ~%.1f TFLOP/s useful)\n",
                 T, d.value_heads, ms, T / ms / 1e3, flops / ms / 1e9);
+    setenv("GDN_DELTA_FUSED", "1", 1);  // the previous (fused) form, for comparison
+    const double fused_ms = median_ms(gpu.g.stream, [&] { gpu.delta(m, tk.ldba); });
+    unsetenv("GDN_DELTA_FUSED");
+    std::printf("[ perf ] gdn chunked delta rule, fused form (before): %.3f ms\n", fused_ms);
     std::printf("[ perf ] gdn conv1d+silu prefill %d tokens: %.3f ms (%.0f GB/s x read + out write)\n", T, conv_ms,
                 2.0 * T * C * 4 / conv_ms / 1e6);
   }

@@ -1,27 +1,27 @@
 // Gated delta rule, chunked WY/UT form for sequences of ≥ 2 tokens (prefill), on tensor cores.
-// CPU reference: kernels/cpu/delta_rule.cpp prepare_chunk / apply_chunk (model.md §3.6).
-//
-// One CTA per (DV column tile of BV columns, value head, sequence): the columns of the state are
-// independent, so a single long sequence still yields HV·DV/BV CTAs. The CTA keeps its state slice
-// S [DK, BV] in shared memory (fp32) across the sequence's 64-token chunks. Per chunk (n ≤ 64 rows,
-// rows ≥ n zero-padded with β = g = 0, which makes them inert):
+// CPU reference: kernels/cpu/delta_rule.cpp prepare_chunk / apply_chunk (model.md §3.6). Per chunk of
+// n ≤ 64 tokens (rows ≥ n zero-padded with β = g = 0, which makes them inert):
 //   q, k ← l2norm (q × 1/√DK); β = σ(b); g = −e^A·softplus(a + dt_bias); γ = cumsum g
 //   A = strict_lower(β_r·k_r·k_c·e^{γr−γc});  M = lower(q_r·k_c·e^{γr−γc});  T = (I + A)⁻¹
-//   W = T·diag(β e^γ)·K;  U = T·diag(β)·V;  Vn = U − W·S
+//   Vn = U − W·S = T·diag(β)·(V − diag(e^γ)·K·S)
 //   O = diag(e^γ)·Q·S + M·Vn;  S ← e^{γL}·S + (diag(e^{γL−γ})·K)ᵀ·Vn
-// All matrix products run on tensor cores through WMMA in TF32 (m16n16k8, fp32 accumulation);
-// operands are fp32 in shared memory, rounded to TF32 (10-bit mantissa) at fragment load. T is
-// solved in fp32 on CUDA cores (column-parallel forward substitution). S never leaves fp32.
-// Precision: TF32 rounds each operand to ~2.4e-4 relative (half ulp of 2⁻¹¹); sums of 64–128
-// products keep that relative size, so outputs are ~1e-3 relative, not the 1e-6 of fp32
-// (measured on H100 vs the CPU reference: outputs ≤ 1.3e-3, states ≤ 7e-4).
-// Speed (H100, 27B, one 8192-token sequence, 96 CTAs): 4.4 ms, ~34 us per chunk — far from the
-// tensor-core roofline. Each CTA runs one 8-warp chunk pipeline with ~10 barriers, WMMA fragments
-// reloaded from shared memory per k step, and the 64-step T solve on two warps; the next steps
-// are register-resident mma.sync fragments (S and the accumulators), a blocked 16×16 T solve, and
-// splitting the S-independent part (A, T, W, U, M) into a parallel pre-pass over all chunks.
-#include <mma.h>
-
+//
+// Two implementations:
+//  * split (DK 65..128, the 27B): a fully parallel prep kernel over (chunk, value head, sequence)
+//    computes everything that does not depend on the state (norms, gates, A, T, M) into a scratch
+//    buffer; a recurrence kernel per (64-column slice of DV, value head, sequence) then runs only the
+//    state-dependent products chunk after chunk (three phases, mma.sync m16n8k8 TF32, S fp32 in
+//    registers). Chunks are processed in windows that bound the scratch (kScratchCap).
+//  * fused (DK ≤ 64, or no workspace / unknown max_q_len): one CTA per (DV tile, head, sequence)
+//    doing the whole chunk with WMMA.
+// Precision: TF32 operands (10-bit mantissa, round to nearest), fp32 accumulation; T solved and S
+// kept in fp32. Outputs ~1e-3 relative (fused, H100: outputs ≤ 1.3e-3, states ≤ 7e-4).
+// Speed (H100, 27B, one 8192-token sequence, GdnPerf): split 1.36 ms (prep + 96 recurrence CTAs,
+// ~9 us per chunk) vs fused 4.35 ms (~34 us per chunk). The recurrence is bound by shared-memory fragment loads and
+// TF32 mma.sync issue; next steps: ldmatrix fragments from transposed mirrors, BF16 for the
+// Q·S / K·S products if the error budget allows, overlapping the next window's prep.
+#include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -29,371 +29,479 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/gdn_internal.h"
 
+#include "kernels/cuda/gdn_chunk_common.cuh"
+
 namespace gdn::cuda::detail {
 namespace {
 
-using namespace nvcuda;
+using namespace chunk;
 
-constexpr int kChunk = 64;
-constexpr int kChunkThreads = 256;
-constexpr int kChunkWarps = kChunkThreads / 32;
+// ======================= split form: parallel chunk prep + state recurrence =======================
 
-// Shared-memory layout (in floats). Row strides ≡ 4 (mod 8): 16-byte rows for float4, every
-// 8-row step a multiple of 32 bytes (WMMA pointers must be 256-bit aligned) and no systematic
-// bank conflicts between rows.
-template <int DKP, int BV>
-struct ChunkSmem {
-  static constexpr int LK = DKP + 4;     // [C, DKP] tiles: K, Q / W
-  static constexpr int LS = BV + 4;      // [*, BV] tiles: S, V / Vn, U, O
-  static constexpr int LC = kChunk + 4;  // [C, C] tiles: A / Tw, T, M
-  static constexpr int S = 0;
-  static constexpr int K = S + DKP * LS;
-  static constexpr int Q = K + kChunk * LK;  // Q, then W
-  static constexpr int A = Q + kChunk * LK;  // A, then T·diag(β e^γ)
-  static constexpr int T = A + kChunk * LC;
-  static constexpr int M = T + kChunk * LC;
-  static constexpr int V = M + kChunk * LC;  // β⊙V, then Vn
-  static constexpr int U = V + kChunk * LS;
-  static constexpr int O = U + kChunk * LS;  // e^γ⊙(Q·S), then O
-  static constexpr int GAM = O + kChunk * LS;
-  static constexpr int BETA = GAM + kChunk;
-  static constexpr int G = BETA + kChunk;
-  static constexpr int EG = G + kChunk;     // e^{γr}
-  static constexpr int DEC = EG + kChunk;   // e^{γL − γr}
-  static constexpr int total = DEC + kChunk;
-  static constexpr size_t bytes = size_t(total) * sizeof(float);
-  static_assert(K % 8 == 0 && Q % 8 == 0 && A % 8 == 0 && T % 8 == 0 && M % 8 == 0 && V % 8 == 0 && U % 8 == 0 &&
-                O % 8 == 0, "WMMA tiles need 32-byte aligned bases");
-};
-
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-using FragAc = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
-using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
-
-template <typename F>
-__device__ __forceinline__ void round_tf32(F& f) {
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float round_tf32f(float x) { return __uint_as_float(to_tf32(x)); }
+// D += A·B, m16n8k8, TF32 operands, fp32 accumulation. Fragments (g = lane/4, t = lane%4):
+// a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (k t, n g), b1 (k t+4, n g);
+// c0/c1 (g, 2t/2t+1), c2/c3 (g+8, 2t/2t+1).
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// A fragment of a row-major [m][k] tile at (m0, k0); kRound: fp32 source (else already TF32).
+template <bool kRound>
+__device__ __forceinline__ void frag_a(uint32_t (&a)[4], const float* s, int ld, int m0, int k0, int g, int t) {
+  const float* p = s + (m0 + g) * ld + k0 + t;
+  const float x[4] = {p[0], p[8 * ld], p[4], p[8 * ld + 4]};
 #pragma unroll
-  for (int i = 0; i < f.num_elements; ++i) f.x[i] = wmma::__float_to_tf32(f.x[i]);
+  for (int i = 0; i < 4; ++i) a[i] = kRound ? to_tf32(x[i]) : __float_as_uint(x[i]);
+}
+// A fragment of Aᵀ where the source is row-major [k][m] (A(m, k) = s[k·ld + m]), fp32 source.
+__device__ __forceinline__ void frag_at(uint32_t (&a)[4], const float* s, int ld, int m0, int k0, int g, int t) {
+  const float* p = s + (k0 + t) * ld + m0 + g;
+  a[0] = to_tf32(p[0]), a[1] = to_tf32(p[8]), a[2] = to_tf32(p[4 * ld]), a[3] = to_tf32(p[4 * ld + 8]);
 }
 
-// acc += A[16 × 8·ksteps] · B[8·ksteps × 16]; a/b point at the tile's first element, the k step
-// advances a by 8 elements along k (row-major A: +8; col-major A: +8·lda) and b likewise. Two
-// accumulators (even / odd k) halve the dependent HMMA chain and let the next loads issue early.
-template <typename FA, typename FB>
-__device__ __forceinline__ void mma_k(FragC& acc, const float* a, int lda, int a_kstep, const float* b, int ldb,
-                                      int b_kstep, int ksteps) {
-  FragC acc2;
-  wmma::fill_fragment(acc2, 0.f);
-  int k = 0;
-  for (; k + 2 <= ksteps; k += 2) {
-    FA fa0, fa1;
-    FB fb0, fb1;
-    wmma::load_matrix_sync(fa0, a + k * a_kstep, lda);
-    wmma::load_matrix_sync(fb0, b + k * b_kstep, ldb);
-    wmma::load_matrix_sync(fa1, a + (k + 1) * a_kstep, lda);
-    wmma::load_matrix_sync(fb1, b + (k + 1) * b_kstep, ldb);
-    round_tf32(fa0);
-    round_tf32(fb0);
-    round_tf32(fa1);
-    round_tf32(fb1);
-    wmma::mma_sync(acc, fa0, fb0, acc);
-    wmma::mma_sync(acc2, fa1, fb1, acc2);
-  }
-  if (k < ksteps) {
-    FA fa;
-    FB fb;
-    wmma::load_matrix_sync(fa, a + k * a_kstep, lda);
-    wmma::load_matrix_sync(fb, b + k * b_kstep, ldb);
-    round_tf32(fa);
-    round_tf32(fb);
-    wmma::mma_sync(acc, fa, fb, acc);
-  }
-#pragma unroll
-  for (int i = 0; i < acc.num_elements; ++i) acc.x[i] += acc2.x[i];
-}
+constexpr int kSplitThreads = 256;
+constexpr int kSplitBV = 64;  // state columns per recurrence CTA
+constexpr int LQK = 132;      // [64][128] q / k rows; ≡ 4 (mod 32): A fragments conflict-free
+constexpr int LCC = 68;       // [64][64] A / T / M as A operands; ≡ 4 (mod 32)
+constexpr int LB = 72;        // [k][n] B operands (S, R, Vn, Vk); ≡ 8 (mod 32): conflict-free
+// Scratch slot of one (sequence, chunk, value head), floats: T [64][64] (TF32, upper part 0),
+// M [64][64] (TF32, masked), then 64 each of qs = qinv·e^γ, ks = kinv·e^γ, β,
+// d = kinv·e^{γL−γ}, misc (misc[0] = e^{γL}).
+constexpr int kSlotT = 0, kSlotM = 4096, kSlotQS = 8192, kSlotKS = 8256, kSlotBeta = 8320, kSlotD = 8384,
+              kSlotMisc = 8448, kSlotFloats = 8512, kScalFloats = 320;
+constexpr size_t kSlotBytes = size_t(kSlotFloats) * 4;
 
-// 16-byte global → shared copy without registers; src-size 0 zero-fills (masked elements).
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+// Prep: one CTA per (chunk, value head, sequence) of the window; everything that does not depend
+// on the state. smem: Q, K [64][LQK] raw, A [64][LCC], qinv, kinv, β, γ.
+constexpr int kPrepQ = 0, kPrepK = 64 * LQK, kPrepA = 2 * 64 * LQK, kPrepQinv = kPrepA + 64 * LCC,
+              kPrepKinv = kPrepQinv + 64, kPrepBeta = kPrepKinv + 64, kPrepGam = kPrepBeta + 64,
+              kPrepFloats = kPrepGam + 64;
+constexpr size_t kPrepBytes = size_t(kPrepFloats) * 4;
 
-__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-
-template <int DKP, int BV>
-__global__ void __launch_bounds__(kChunkThreads, 1) gdn_chunked_kernel(DeltaParams p) {
-  using L = ChunkSmem<DKP, BV>;
-  constexpr int C = kChunk, LK = L::LK, LS = L::LS, LC = L::LC;
-  constexpr int NCB = BV / 16, NKB = DKP / 16;  // 16-wide column blocks of the BV / DKP sides
-  const int c0 = blockIdx.x * BV, j = blockIdx.y, s = blockIdx.z;
+__global__ void __launch_bounds__(kSplitThreads, 2)
+    gdn_chunk_prep_kernel(DeltaParams p, float* scratch, int s0, int chunk0, int wc) {
+  constexpr int C = kChunk;
+  const int ci = chunk0 + blockIdx.x, j = blockIdx.y, s = s0 + blockIdx.z;
   const int bos = p.cu_seqlens[s], len = p.cu_seqlens[s + 1] - bos;
-  if (len <= 1) return;  // empty or decode (recurrent kernel)
-  const int slot = p.state_slots[s];
-  if (slot < 0) return;
+  if (len <= 1 || p.state_slots[s] < 0 || ci * C >= len) return;
+  const int n = min(C, len - ci * C);
+  const int64_t row0 = bos + int64_t(ci) * C;
+  float* slot = scratch + ((int64_t(blockIdx.z) * wc + blockIdx.x) * p.HV + j) * kSlotFloats;
 
   extern __shared__ __align__(128) float smem[];
-  float *sS = smem + L::S, *sK = smem + L::K, *sQ = smem + L::Q, *sA = smem + L::A, *sT = smem + L::T;
-  float *sM = smem + L::M, *sV = smem + L::V, *sU = smem + L::U, *sO = smem + L::O;
-  float *sGam = smem + L::GAM, *sBeta = smem + L::BETA, *sG = smem + L::G, *sEg = smem + L::EG,
-        *sDec = smem + L::DEC;
+  float *sQ = smem + kPrepQ, *sK = smem + kPrepK, *sA = smem + kPrepA, *sQinv = smem + kPrepQinv,
+        *sKinv = smem + kPrepKinv, *sBeta = smem + kPrepBeta, *sGam = smem + kPrepGam;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int DK = p.DK, HV = p.HV;
+  const int kh = j / (HV / p.HK);
+  const int64_t q_off = int64_t(kh) * DK, k_off = int64_t(p.HK) * DK + int64_t(kh) * DK;
 
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  for (int e = tid; e < C * 32; e += kSplitThreads) {
+    const int r = e >> 5, c = (e & 31) * 4;
+    const bool ok = r < n && c < DK;
+    const float* rp = p.qkv + (row0 + (ok ? r : 0)) * p.conv_dim + (ok ? c : 0);
+    cp_async16(sQ + r * LQK + c, rp + q_off, ok);
+    cp_async16(sK + r * LQK + c, rp + k_off, ok);
+  }
+  cp_async_commit();
+  if (tid < C) {
+    float b = 0.f, gg = 0.f;
+    if (tid < n) {
+      const float* bar = p.ba + (row0 + tid) * p.ba_ld;
+      b = gdn_sigmoid(bar[j]);
+      gg = p.neg_exp_A[j] * gdn_softplus(bar[HV + j] + p.dt_bias[j]);
+    }
+    sBeta[tid] = b;
+    sGam[tid] = gg;  // g, made cumulative below
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  {  // inverse L2 norms (two threads per row; rows 0–63 q, 64–127 k) and γ = cumsum g
+    const int r = tid >> 1;
+    const float* hp = (r < C ? sQ + r * LQK : sK + (r - C) * LQK) + (tid & 1) * 64;
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < 64; c += 4) {
+      const float4 v = ld4(hp + c);
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+    if ((tid & 1) == 0) {
+      if (r < C) sQinv[r] = p.q_scale / sqrtf(ss + kGdnL2Eps);
+      else sKinv[r - C] = 1.f / sqrtf(ss + kGdnL2Eps);
+    }
+  }
+  if (warp == kSplitThreads / 32 - 1) {
+    const float g0 = sGam[2 * lane], g1 = sGam[2 * lane + 1];
+    float incl = g0 + g1;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float y = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += y;
+    }
+    const float excl = incl - (g0 + g1);
+    sGam[2 * lane] = excl + g0;
+    sGam[2 * lane + 1] = excl + g0 + g1;
+  }
+  for (int e = tid; e < C * C; e += kSplitThreads) {  // zero M above the diagonal blocks
+    const int r = e >> 6, c = e & 63;
+    if ((c >> 4) > (r >> 4)) slot[kSlotM + e] = 0.f;
+  }
+  __syncthreads();
+  // K·Kᵀ → A = strict_lower(β_r k̂_r·k̂_c e^{γr−γc}) (smem), Q·Kᵀ → M = lower(q̂_r·k̂_c e^{γr−γc})
+  // (scratch): the 10 lower 16×16 blocks of each, 20 jobs over 8 warps.
+  for (int job = warp; job < 20; job += kSplitThreads / 32) {
+    const bool is_m = job >= 10;
+    const int lt = job % 10, rb = (lt >= 1) + (lt >= 3) + (lt >= 6), cb = lt - rb * (rb + 1) / 2;
+    const float* src = is_m ? sQ : sK;
+    float acc[2][4] = {};
+#pragma unroll 4
+    for (int k0 = 0; k0 < 128; k0 += 8) {
+      uint32_t a[4];
+      frag_a<true>(a, src, LQK, rb * 16, k0, g, t);
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        const float* bp = sK + (cb * 16 + nt * 8 + g) * LQK + k0 + t;
+        mma_tf32(acc[nt], a, to_tf32(bp[0]), to_tf32(bp[4]));
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int r = rb * 16 + g + 8 * (i >> 1), c = cb * 16 + nt * 8 + 2 * t + (i & 1);
+        const float dec = c <= r ? expf(sGam[r] - sGam[c]) : 0.f;  // ≤ 1: γ is non-increasing
+        if (is_m) slot[kSlotM + r * C + c] = round_tf32f(sQinv[r] * sKinv[c] * acc[nt][i] * dec);
+        else sA[r * LCC + c] = c < r ? sBeta[r] * sKinv[r] * sKinv[c] * acc[nt][i] * dec : 0.f;
+      }
+  }
+  __syncthreads();
+  if (tid < C) {  // T = (I + A)⁻¹, one thread per column
+    float tc[C];
+    solve_t_column(sA, LCC, tid, tc);
+#pragma unroll
+    for (int r = 0; r < C; ++r) slot[kSlotT + r * C + tid] = round_tf32f(tc[r]);
+  } else if (tid < 2 * C) {  // the per-row scales of the recurrence (rows ≥ n: β = 0, zero q/k rows)
+    const int r = tid - C;
+    const float gl = sGam[C - 1], eg = expf(sGam[r]);
+    slot[kSlotQS + r] = sQinv[r] * eg;
+    slot[kSlotKS + r] = sKinv[r] * eg;
+    slot[kSlotBeta + r] = sBeta[r];
+    slot[kSlotD + r] = sKinv[r] * expf(gl - sGam[r]);
+    slot[kSlotMisc + r] = r == 0 ? expf(gl) : 0.f;
+  }
+}
+
+// Recurrence: one CTA per (64-column slice of DV, value head, sequence) over the window's chunks.
+// Per chunk, with the prep's T, M and row scales (q̂ = qinv·q etc.):
+//   Ph1  O = diag(qs)·Q·S (registers of warps 0–3);  R = diag(β)(V − diag(ks)·K·S) (warps 4–7)
+//   Ph2  Vn = T·R;  Vk = diag(d)·Vn
+//   Ph3  O += M·Vn → out (warps 0–3);  S = e^{γL}·S + Kᵀ·Vk (warps 4–7, fp32 in registers)
+// (Vn = T·diag(β)(V − diag(e^γ)·K̂·S) is the reference's U − W·S.) The next chunk's inputs are
+// fetched by cp.async as soon as their buffers are consumed: Q after Ph1, V and T after Ph2,
+// K and M after Ph3. S is kept fp32 in the registers of warps 4–7 (32 rows × 64 columns each)
+// and mirrored in shared memory as TF32 for the Q·S and K·S products.
+constexpr int kRecQ = 0, kRecK = kRecQ + 64 * LQK, kRecS = kRecK + 64 * LQK, kRecV = kRecS + 128 * LB,
+              kRecT = kRecV + 64 * LB, kRecM = kRecT + 64 * LCC, kRecVn = kRecM + 64 * LCC, kRecVk = kRecVn + 64 * LB,
+              kRecScal = kRecVk + 64 * LB, kRecFloats = kRecScal + 2 * kScalFloats;
+constexpr size_t kRecBytes = size_t(kRecFloats) * 4;
+static_assert(kRecBytes <= 227 * 1024, "recurrence smem over the opt-in limit");
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__global__ void __launch_bounds__(kSplitThreads, 1)
+    gdn_chunk_recurrence_kernel(DeltaParams p, const float* scratch, int s0, int chunk0, int wc) {
+  constexpr int C = kChunk, BV = kSplitBV;
+  const int c0 = blockIdx.x * BV, j = blockIdx.y, s = s0 + blockIdx.z;
+  const int bos = p.cu_seqlens[s], len = p.cu_seqlens[s + 1] - bos;
+  const int state_slot = p.state_slots[s];
+  if (len <= 1 || state_slot < 0) return;
+  const int c_end = min(chunk0 + wc, (len + C - 1) / C);
+  if (chunk0 >= c_end) return;
+
+  extern __shared__ __align__(128) float smem[];
+  float *sQ = smem + kRecQ, *sK = smem + kRecK, *sS = smem + kRecS, *sV = smem + kRecV, *sT = smem + kRecT,
+        *sM = smem + kRecM, *sVn = smem + kRecVn, *sVk = smem + kRecVk, *sScal = smem + kRecScal;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int DK = p.DK, DV = p.DV, HV = p.HV;
   const int ncols = min(BV, DV - c0);
   const int kh = j / (HV / p.HK);
-  const int64_t q_off = int64_t(kh) * DK, k_off = int64_t(p.HK) * DK + kh * DK,
+  const int64_t q_off = int64_t(kh) * DK, k_off = int64_t(p.HK) * DK + int64_t(kh) * DK,
                 v_off = 2 * int64_t(p.HK) * DK + int64_t(j) * DV + c0;
-  const float nA = p.neg_exp_A[j], dtb = p.dt_bias[j];
-  float* Sg = p.state + (int64_t(slot) * HV + j) * int64_t(DK) * DV + c0;
+  float* Sg = p.state + (int64_t(state_slot) * HV + j) * int64_t(DK) * DV + c0;
+  auto slot_of = [&](int ci) { return scratch + ((int64_t(blockIdx.z) * wc + (ci - chunk0)) * HV + j) * kSlotFloats; };
+  auto rows_of = [&](int ci) { return min(C, len - ci * C); };
 
-  for (int e = tid; e < DKP * (BV / 4); e += kChunkThreads) {
-    const int i = e / (BV / 4), c = (e % (BV / 4)) * 4;
-    st4(sS + i * LS + c, (i < DK && c < ncols) ? ld4(Sg + int64_t(i) * DV + c) : make_float4(0.f, 0.f, 0.f, 0.f));
-  }
-
-  for (int t0 = 0; t0 < len; t0 += C) {
-    const int n = min(C, len - t0);
-    const int64_t row0 = bos + t0;
-    // ---- P1: raw q, k, v rows of the chunk by cp.async (rows ≥ n and columns past DK / DV
-    // zero-filled), L2 prefetch of the next chunk, and the gates (rows ≥ n: β = g = 0).
-    for (int e = tid; e < C * (DKP / 4); e += kChunkThreads) {
-      const int r = e / (DKP / 4), c = (e % (DKP / 4)) * 4;
+  // Loaders of chunk ci's buffers (rows ≥ n and columns past DK / DV zero-filled).
+  auto load_qk = [&](float* dst, int64_t off, int ci) {
+    const int n = rows_of(ci);
+    const int64_t row0 = bos + int64_t(ci) * C;
+    for (int e = tid; e < C * 32; e += kSplitThreads) {
+      const int r = e >> 5, c = (e & 31) * 4;
       const bool ok = r < n && c < DK;
-      const float* rp = p.qkv + (row0 + (ok ? r : 0)) * p.conv_dim + (ok ? c : 0);
-      cp_async16(sQ + r * LK + c, rp + q_off, ok);
-      cp_async16(sK + r * LK + c, rp + k_off, ok);
+      cp_async16(dst + r * LQK + c, p.qkv + (row0 + (ok ? r : 0)) * p.conv_dim + off + (ok ? c : 0), ok);
     }
-    for (int e = tid; e < C * (BV / 4); e += kChunkThreads) {
+  };
+  auto load_v = [&](int ci) {
+    const int n = rows_of(ci);
+    const int64_t row0 = bos + int64_t(ci) * C;
+    for (int e = tid; e < C * (BV / 4); e += kSplitThreads) {
       const int r = e / (BV / 4), c = (e % (BV / 4)) * 4;
       const bool ok = r < n && c < ncols;
-      cp_async16(sV + r * LS + c, p.qkv + (row0 + (ok ? r : 0)) * p.conv_dim + v_off + (ok ? c : 0), ok);
+      cp_async16(sV + r * LB + c, p.qkv + (row0 + (ok ? r : 0)) * p.conv_dim + v_off + (ok ? c : 0), ok);
+    }
+  };
+  auto load_cc = [&](float* dst, int slot_off, int ci) {  // T or M [64][64] → [64][LCC]
+    const float* src = slot_of(ci) + slot_off;
+    for (int e = tid; e < C * 16; e += kSplitThreads) {
+      const int r = e >> 4, c = (e & 15) * 4;
+      cp_async16(dst + r * LCC + c, src + r * C + c, true);
+    }
+  };
+  auto load_scal = [&](int ci) {
+    if (tid < kScalFloats / 4)
+      cp_async16(sScal + ((ci - chunk0) & 1) * kScalFloats + 4 * tid, slot_of(ci) + kSlotQS + 4 * tid, true);
+  };
+
+  // Warps 4–7: S rows 32u..32u+31 (two m16 tiles) × 64 columns, fp32, in registers.
+  const int u = warp - 4;
+  float sreg[2][8][4];
+  // f(row i, column c, the register pair (i, c), (i, c + 1)) over the S registers of this thread.
+  auto for_s_pairs = [&](auto&& f) {
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) f(32 * u + 16 * mt + g + 8 * h, nt * 8 + 2 * t, sreg[mt][nt][2 * h], sreg[mt][nt][2 * h + 1]);
+  };
+  if (warp >= 4) for_s_pairs([&](int i, int c, float& x0, float& x1) {
+      float2 v = make_float2(0.f, 0.f);
+      if (i < DK && c < ncols) v = *reinterpret_cast<const float2*>(Sg + int64_t(i) * DV + c);
+      x0 = v.x, x1 = v.y;
+      *reinterpret_cast<float2*>(sS + i * LB + c) = make_float2(round_tf32f(v.x), round_tf32f(v.y));
+    });
+  // Prologue: the first chunk's buffers, in the commit-group order of the loop (Q+scales | V+T | K | M).
+  load_qk(sQ, q_off, chunk0);
+  load_scal(chunk0);
+  cp_async_commit();
+  load_v(chunk0);
+  load_cc(sT, kSlotT, chunk0);
+  cp_async_commit();
+  load_qk(sK, k_off, chunk0);
+  cp_async_commit();
+  load_cc(sM, kSlotM, chunk0);
+  cp_async_commit();
+
+  float acc[8][4];  // warps 0–3: the O rows 16·warp.. across Ph1–Ph3; warps 4–7: K·S in Ph1
+  for (int ci = chunk0; ci < c_end; ++ci) {
+    const int n = rows_of(ci);
+    const int64_t row0 = bos + int64_t(ci) * C;
+    const bool more = ci + 1 < c_end;
+    const float* sc = sScal + ((ci - chunk0) & 1) * kScalFloats;
+    if (more) {  // next chunk's k rows (four 128-byte lines each) into L2; its q, v, T, M follow later
+      const int r = tid >> 2;
+      if (r < rows_of(ci + 1)) prefetch_l2(p.qkv + (row0 + C + r) * p.conv_dim + k_off + 32 * (tid & 3));
+    }
+    cp_async_wait<1>();  // all but M
+    __syncthreads();
+    // ---- Ph1: Q·S (warps 0–3) and K·S (warps 4–7), rows 16·(warp%4).., all 64 columns.
+    {
+      const float* src = warp < 4 ? sQ : sK;
+      const int m0 = 16 * (warp & 3);
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+#pragma unroll 2
+      for (int k0 = 0; k0 < 128; k0 += 8) {
+        uint32_t a[4];
+        frag_a<true>(a, src, LQK, m0, k0, g, t);
+        const float* bp = sS + (k0 + t) * LB + g;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          mma_tf32(acc[nt], a, __float_as_uint(bp[nt * 8]), __float_as_uint(bp[4 * LB + nt * 8]));
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = m0 + g + 8 * h;
+        if (warp < 4) {
+          const float qs = sc[r];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) acc[nt][2 * h] *= qs, acc[nt][2 * h + 1] *= qs;
+        } else {
+          const float ks = sc[64 + r], be = sc[128 + r];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            float2* vp = reinterpret_cast<float2*>(sV + r * LB + nt * 8 + 2 * t);
+            const float2 v = *vp;
+            *vp = make_float2(round_tf32f(be * (v.x - ks * acc[nt][2 * h])),
+                              round_tf32f(be * (v.y - ks * acc[nt][2 * h + 1])));
+          }
+        }
+      }
+    }
+    __syncthreads();
+    if (more) {
+      load_qk(sQ, q_off, ci + 1);
+      load_scal(ci + 1);
     }
     cp_async_commit();
-    if (t0 + C < len) {  // next chunk: q and k rows (DK floats each) and this CTA's v columns
-      const int nn = min(C, len - t0 - C);
-      constexpr int kLinesQK = DKP / 32 > 0 ? DKP / 32 : 1;  // 128-byte lines per q or k row
-      constexpr int kLines = 2 * kLinesQK + BV / 32;         // + this CTA's v columns
-      for (int e = tid; e < nn * kLines; e += kChunkThreads) {
-        const int r = e / kLines, l = e % kLines;
-        const float* rp = p.qkv + (row0 + C + r) * p.conv_dim;
-        prefetch_l2(l < kLinesQK       ? rp + q_off + 32 * l
-                    : l < 2 * kLinesQK ? rp + k_off + 32 * (l - kLinesQK)
-                                       : rp + v_off + 32 * (l - 2 * kLinesQK));
-      }
-    }
-    if (tid < C) {
-      float b = 0.f, g = 0.f;
-      if (tid < n) {
-        const float* bar = p.ba + (row0 + tid) * p.ba_ld;
-        b = gdn_sigmoid(bar[j]);
-        g = nA * gdn_softplus(bar[HV + j] + dtb);
-      }
-      sBeta[tid] = b;
-      sG[tid] = g;
-    }
-    cp_async_wait_all();
-    __syncthreads();
-    // ---- P1b: L2 norm of the 64 q and 64 k rows, two threads per row; cumulative gate γ.
+    // ---- Ph2: Vn = T·R (T lower: row block rb needs k < 16(rb+1)); Vk = diag(d)·Vn.
     {
-      constexpr int HW = DKP / 2;
-      const int r = tid >> 1;
-      float* hp = (r < C ? sQ + r * LK : sK + (r - C) * LK) + (tid & 1) * HW;
-      float ss = 0.f;
+      const int rb = warp >> 1, n0 = 32 * (warp & 1);
+      float v[4][4] = {};
+      for (int k0 = 0; k0 < 16 * (rb + 1); k0 += 8) {
+        uint32_t a[4];
+        frag_a<false>(a, sT, LCC, 16 * rb, k0, g, t);
+        const float* bp = sV + (k0 + t) * LB + n0 + g;
 #pragma unroll
-      for (int c = 0; c < HW; c += 4) {
-        const float4 v = ld4(hp + c);
-        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-      }
-      ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-      const float inv = (r < C ? p.q_scale : 1.f) / sqrtf(ss + kGdnL2Eps);
-#pragma unroll
-      for (int c = 0; c < HW; c += 4) {
-        const float4 v = ld4(hp + c);
-        st4(hp + c, make_float4(v.x * inv, v.y * inv, v.z * inv, v.w * inv));
-      }
-    }
-    if (warp == kChunkWarps - 1) {
-      const float g0 = sG[2 * lane], g1 = sG[2 * lane + 1];
-      float incl = g0 + g1;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float y = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += y;
-      }
-      const float excl = incl - (g0 + g1);
-      sGam[2 * lane] = excl + g0;
-      sGam[2 * lane + 1] = excl + g0 + g1;
-    }
-    __syncthreads();
-    // ---- P2 (tensor cores): A = K·Kᵀ and M = Q·Kᵀ, lower 16×16 tiles only.
-    for (int tile = warp; tile < 20; tile += kChunkWarps) {
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      const int lt = tile % 10, rb = (lt >= 1) + (lt >= 3) + (lt >= 6), cb = lt - rb * (rb + 1) / 2;
-      mma_k<FragA, FragBc>(acc, (tile < 10 ? sK : sQ) + rb * 16 * LK, LK, 8, sK + cb * 16 * LK, LK, 8, DKP / 8);
-      wmma::store_matrix_sync((tile < 10 ? sA : sM) + rb * 16 * LC + cb * 16, acc, LC, wmma::mem_row_major);
-    }
-    if (tid < C) {
-      sEg[tid] = expf(sGam[tid]);
-      sDec[tid] = expf(sGam[C - 1] - sGam[tid]);  // rows ≥ n: γ stays γ_{n−1}, K rows are zero anyway
-    }
-    __syncthreads();
-    // ---- P3: decay and mask A, M (every entry rewritten: upper tiles were never computed);
-    // V rows × β.
-    for (int e = tid; e < C * C; e += kChunkThreads) {
-      const int r = e / C, c = e % C;
-      const float dec = c <= r ? expf(sGam[r] - sGam[c]) : 0.f;  // ≤ 1: γ is non-increasing
-      sA[r * LC + c] = c < r ? sBeta[r] * sA[r * LC + c] * dec : 0.f;
-      sM[r * LC + c] = c <= r ? sM[r * LC + c] * dec : 0.f;
-    }
-    for (int e = tid; e < C * BV; e += kChunkThreads) {
-      const int r = e / BV, c = e % BV;
-      sV[r * LS + c] *= sBeta[r];
-    }
-    __syncthreads();
-    // ---- P4: warps 0–1 solve T = (I + A)⁻¹ by forward substitution, one thread per column x
-    // (registers): T[r][x] = δ_rx − Σ_{x ≤ c < r} A[r][c]·T[c][x], A rows as broadcast float4
-    // reads. Meanwhile warps 2–7 compute O = Q·S on tensor cores (it does not need T).
-    if (tid < C) {
-      const int x = tid;
-      float t[C];
-#pragma unroll
-      for (int r = 0; r < C; ++r) {
-        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-#pragma unroll
-        for (int c = 0; c + 4 <= r; c += 4) {
-          const float4 av = ld4(sA + r * LC + c);
-          a0 += av.x * t[c], a1 += av.y * t[c + 1], a2 += av.z * t[c + 2], a3 += av.w * t[c + 3];
-        }
-#pragma unroll
-        for (int c = r & ~3; c < r; ++c) a0 += sA[r * LC + c] * t[c];
-        t[r] = r == x ? 1.f : (r < x ? 0.f : -((a0 + a1) + (a2 + a3)));
+        for (int nt = 0; nt < 4; ++nt)
+          mma_tf32(v[nt], a, __float_as_uint(bp[nt * 8]), __float_as_uint(bp[4 * LB + nt * 8]));
       }
 #pragma unroll
-      for (int r = 0; r < C; ++r) sT[r * LC + x] = t[r];
-    } else {
-      for (int tile = warp - 2; tile < (C / 16) * NCB; tile += kChunkWarps - 2) {
-        const int rb = tile / NCB, cb = tile % NCB;
-        FragC acc;
-        wmma::fill_fragment(acc, 0.f);
-        mma_k<FragA, FragBr>(acc, sQ + rb * 16 * LK, LK, 8, sS + cb * 16, LS, 8 * LS, DKP / 8);
-        wmma::store_matrix_sync(sO + rb * 16 * LS + cb * 16, acc, LS, wmma::mem_row_major);
-      }
-    }
-    __syncthreads();
-    for (int e = tid; e < C * C; e += kChunkThreads) {  // Tw = T·diag(β e^γ) over A (consumed)
-      const int r = e / C, c = e % C;
-      sA[r * LC + c] = sT[r * LC + c] * (sBeta[c] * sEg[c]);
-    }
-    for (int e = tid; e < C * BV; e += kChunkThreads) {  // O rows × e^γ
-      const int r = e / BV, c = e % BV;
-      sO[r * LS + c] *= sEg[r];
-    }
-    __syncthreads();
-    // ---- P5 (tensor cores): W = Tw·K into the Q buffer; U = T·(β⊙V). Lower-triangular left
-    // factors: row block rb only needs k < 16(rb+1).
-    {
-      constexpr int NWT = (C / 16) * NKB, NUT = (C / 16) * NCB;
-      for (int tile = warp; tile < NWT + NUT; tile += kChunkWarps) {
-        FragC acc;
-        wmma::fill_fragment(acc, 0.f);
-        if (tile < NWT) {
-          const int rb = tile / NKB, cb = tile % NKB;
-          mma_k<FragA, FragBr>(acc, sA + rb * 16 * LC, LC, 8, sK + cb * 16, LK, 8 * LK, 2 * (rb + 1));
-          wmma::store_matrix_sync(sQ + rb * 16 * LK + cb * 16, acc, LK, wmma::mem_row_major);
-        } else {
-          const int u = tile - NWT, rb = u / NCB, cb = u % NCB;
-          mma_k<FragA, FragBr>(acc, sT + rb * 16 * LC, LC, 8, sV + cb * 16, LS, 8 * LS, 2 * (rb + 1));
-          wmma::store_matrix_sync(sU + rb * 16 * LS + cb * 16, acc, LS, wmma::mem_row_major);
+      for (int h = 0; h < 2; ++h) {
+        const int r = 16 * rb + g + 8 * h;
+        const float d = sc[192 + r];
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const int c = n0 + nt * 8 + 2 * t;
+          const float x0 = v[nt][2 * h], x1 = v[nt][2 * h + 1];
+          *reinterpret_cast<float2*>(sVn + r * LB + c) = make_float2(round_tf32f(x0), round_tf32f(x1));
+          *reinterpret_cast<float2*>(sVk + r * LB + c) = make_float2(round_tf32f(d * x0), round_tf32f(d * x1));
         }
       }
     }
+    cp_async_wait<0>();  // M of this chunk (and the next chunk's Q)
     __syncthreads();
-    // ---- P6 (tensor cores): Vn = U − W·S into the V buffer; K rows × e^{γL−γr} (K is free now).
-    for (int tile = warp; tile < (C / 16) * NCB; tile += kChunkWarps) {
-      const int rb = tile / NCB, cb = tile % NCB;
-      FragC acc, u;
-      wmma::fill_fragment(acc, 0.f);
-      mma_k<FragA, FragBr>(acc, sQ + rb * 16 * LK, LK, 8, sS + cb * 16, LS, 8 * LS, DKP / 8);
-      wmma::load_matrix_sync(u, sU + rb * 16 * LS + cb * 16, LS, wmma::mem_row_major);
-#pragma unroll
-      for (int i = 0; i < u.num_elements; ++i) u.x[i] -= acc.x[i];
-      wmma::store_matrix_sync(sV + rb * 16 * LS + cb * 16, u, LS, wmma::mem_row_major);
+    if (more) {
+      load_v(ci + 1);
+      load_cc(sT, kSlotT, ci + 1);
     }
-    for (int e = tid; e < C * DKP; e += kChunkThreads) {
-      const int r = e / DKP, c = e % DKP;
-      sK[r * LK + c] *= sDec[r];
-    }
-    __syncthreads();
-    // ---- P7 (tensor cores): O += M·Vn;  S = e^{γL}·S + Kdᵀ·Vn (Kdᵀ read col-major from K).
-    {
-      const float eL = expf(sGam[C - 1]);
-      const int ksteps_n = (n + 7) / 8;
-      constexpr int NOT = (C / 16) * NCB, NST = NKB * NCB;
-      for (int tile = warp; tile < NOT + NST; tile += kChunkWarps) {
-        FragC acc;
-        if (tile < NOT) {
-          const int rb = tile / NCB, cb = tile % NCB;
-          float* o = sO + rb * 16 * LS + cb * 16;
-          wmma::load_matrix_sync(acc, o, LS, wmma::mem_row_major);
-          mma_k<FragA, FragBr>(acc, sM + rb * 16 * LC, LC, 8, sV + cb * 16, LS, 8 * LS, 2 * (rb + 1));
-          wmma::store_matrix_sync(o, acc, LS, wmma::mem_row_major);
-        } else {
-          const int st = tile - NOT, ib = st / NCB, cb = st % NCB;
-          float* sp = sS + ib * 16 * LS + cb * 16;
-          wmma::load_matrix_sync(acc, sp, LS, wmma::mem_row_major);
+    cp_async_commit();
+    // ---- Ph3
+    if (warp < 4) {  // O += M·Vn, then the chunk's output rows
+      const int rb = warp;
+      for (int k0 = 0; k0 < 16 * (rb + 1); k0 += 8) {
+        uint32_t a[4];
+        frag_a<false>(a, sM, LCC, 16 * rb, k0, g, t);
+        const float* bp = sVn + (k0 + t) * LB + g;
 #pragma unroll
-          for (int i = 0; i < acc.num_elements; ++i) acc.x[i] *= eL;
-          mma_k<FragAc, FragBr>(acc, sK + ib * 16, LK, 8 * LK, sV + cb * 16, LS, 8 * LS, ksteps_n);
-          wmma::store_matrix_sync(sp, acc, LS, wmma::mem_row_major);
+        for (int nt = 0; nt < 8; ++nt)
+          mma_tf32(acc[nt], a, __float_as_uint(bp[nt * 8]), __float_as_uint(bp[4 * LB + nt * 8]));
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = 16 * rb + g + 8 * h;
+        if (r < n) {
+          float* orow = p.out + ((row0 + r) * HV + j) * int64_t(DV) + c0;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const int c = nt * 8 + 2 * t;
+            if (c < ncols) *reinterpret_cast<float2*>(orow + c) = make_float2(acc[nt][2 * h], acc[nt][2 * h + 1]);
+          }
         }
       }
+    } else {  // S = e^{γL}·S + Kᵀ·Vk over the chunk's valid rows
+      const float eL = sc[256];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) sreg[mt][nt][i] *= eL;
+      const int kend = (n + 7) & ~7;
+      for (int k0 = 0; k0 < kend; k0 += 8) {
+        uint32_t a0[4], a1[4];
+        frag_at(a0, sK, LQK, 32 * u, k0, g, t);
+        frag_at(a1, sK, LQK, 32 * u + 16, k0, g, t);
+        const float* bp = sVk + (k0 + t) * LB + g;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const uint32_t b0 = __float_as_uint(bp[nt * 8]), b1 = __float_as_uint(bp[4 * LB + nt * 8]);
+          mma_tf32(sreg[0][nt], a0, b0, b1);
+          mma_tf32(sreg[1][nt], a1, b0, b1);
+        }
+      }
+      for_s_pairs([&](int i, int c, float& x0, float& x1) {
+        *reinterpret_cast<float2*>(sS + i * LB + c) = make_float2(round_tf32f(x0), round_tf32f(x1));
+      });
     }
     __syncthreads();
-    // ---- P8: the chunk's outputs (valid rows, valid columns).
-    for (int e = tid; e < n * (BV / 4); e += kChunkThreads) {
-      const int r = e / (BV / 4), c = (e % (BV / 4)) * 4;
-      if (c < ncols) st4(p.out + ((row0 + r) * HV + j) * int64_t(DV) + c0 + c, ld4(sO + r * LS + c));
-    }
+    if (more) load_qk(sK, k_off, ci + 1);
+    cp_async_commit();
+    if (more) load_cc(sM, kSlotM, ci + 1);
+    cp_async_commit();
   }
-  for (int e = tid; e < DKP * (BV / 4); e += kChunkThreads) {
-    const int i = e / (BV / 4), c = (e % (BV / 4)) * 4;
-    if (i < DK && c < ncols) st4(Sg + int64_t(i) * DV + c, ld4(sS + i * LS + c));
-  }
+  cp_async_wait<0>();
+  if (warp >= 4) for_s_pairs([&](int i, int c, float& x0, float& x1) {
+      if (i < DK && c < ncols) *reinterpret_cast<float2*>(Sg + int64_t(i) * DV + c) = make_float2(x0, x1);
+    });
 }
 
-template <int DKP, int BV>
-void launch_chunked_t(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
-  using L = ChunkSmem<DKP, BV>;
-  static bool configured = false;  // the attribute is per function; set once per instance
+// The split form's scratch is the caller's workspace (gdn_workspace_bytes → split_scratch_bytes),
+// so it needs no allocation and no host read-back, and is CUDA-graph safe; windows of chunks and
+// groups of sequences bound it.
+constexpr size_t kScratchCap = size_t(64) << 20;
+
+bool split_form(const DeltaParams& p) { return p.DK > 64 && p.DK <= 128; }
+
+bool launch_split(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
+  const int max_len = p.max_q_len;
+  if (max_len <= 1) return max_len == 1;  // 0 = unknown: let the fused form handle it
+  const int chunks = (max_len + kChunk - 1) / kChunk;
+  int64_t cap_slots = int64_t(p.scratch_bytes / kSlotBytes);
+  if (const char* e = std::getenv("GDN_DELTA_SCRATCH_SLOTS"))  // tests: smaller windows and groups
+    cap_slots = std::min<int64_t>(cap_slots, std::max<int64_t>(1, std::atoll(e)));
+  if (p.scratch == nullptr || cap_slots < p.HV) return false;
+  const int wc = int(std::clamp<int64_t>(cap_slots / p.HV, 1, chunks));
+  const int gs = int(std::clamp<int64_t>(cap_slots / (int64_t(p.HV) * wc), 1, num_seqs));
+  float* const scratch = p.scratch;
+  static bool configured = false;
   if (!configured) {
-    GDN_CUDA_CHECK(cudaFuncSetAttribute(gdn_chunked_kernel<DKP, BV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(L::bytes)));
+    GDN_CUDA_CHECK(cudaFuncSetAttribute(gdn_chunk_prep_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kPrepBytes)));
+    GDN_CUDA_CHECK(cudaFuncSetAttribute(gdn_chunk_recurrence_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kRecBytes)));
     configured = true;
   }
-  const dim3 grid((p.DV + BV - 1) / BV, p.HV, num_seqs);
-  gdn_chunked_kernel<DKP, BV><<<grid, kChunkThreads, L::bytes, stream>>>(p);
-  GDN_CUDA_CHECK_LAUNCH();
+  for (int sb = 0; sb < num_seqs; sb += gs) {
+    const int gn = std::min(gs, num_seqs - sb);
+    for (int cb = 0; cb < chunks; cb += wc) {
+      const dim3 prep_grid(std::min(wc, chunks - cb), p.HV, gn), rec_grid((p.DV + kSplitBV - 1) / kSplitBV, p.HV, gn);
+      gdn_chunk_prep_kernel<<<prep_grid, kSplitThreads, kPrepBytes, stream>>>(p, scratch, sb, cb, wc);
+      GDN_CUDA_CHECK_LAUNCH();
+      gdn_chunk_recurrence_kernel<<<rec_grid, kSplitThreads, kRecBytes, stream>>>(p, scratch, sb, cb, wc);
+      GDN_CUDA_CHECK_LAUNCH();
+    }
+  }
+  return true;
 }
 
 }  // namespace
 
+size_t split_scratch_bytes(const GdnDims& d, int max_tokens, int max_seqs) {
+  DeltaParams p;
+  p.DK = d.key_dim;
+  if (!split_form(p) || max_tokens < 2) return 0;
+  const int64_t chunks = (max_tokens + kChunk - 1) / kChunk + std::max(0, max_seqs - 1);  // partial chunks
+  const int64_t need = chunks * d.value_heads * int64_t(kSlotBytes);
+  return size_t(std::min<int64_t>(need, int64_t(kScratchCap)));
+}
+
 void launch_chunked(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
-  // DK is zero-padded to the next instantiated width; DV is tiled by BV with masked columns.
-  // BV = 64 for the 27B (DV 128): 2 column tiles × 48 heads = 96 CTAs for one sequence, each
-  // with ~200 KB of shared memory (one CTA per SM); narrower heads use 32.
-  const bool wide = p.DV % 64 == 0;
-  if (p.DK <= 16) return launch_chunked_t<16, 32>(p, num_seqs, stream);
-  if (p.DK <= 32) return launch_chunked_t<32, 32>(p, num_seqs, stream);
-  if (p.DK <= 64) return launch_chunked_t<64, 32>(p, num_seqs, stream);
-  if (wide) return launch_chunked_t<128, 64>(p, num_seqs, stream);
-  return launch_chunked_t<128, 32>(p, num_seqs, stream);
+  const char* force_fused = std::getenv("GDN_DELTA_FUSED");  // tests / benchmarks: the old form
+  if (split_form(p) && !(force_fused && force_fused[0] == '1') && launch_split(p, num_seqs, stream)) return;
+  launch_fused_chunked(p, num_seqs, stream);
 }
 
 }  // namespace gdn::cuda::detail

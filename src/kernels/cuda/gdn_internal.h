@@ -38,11 +38,22 @@ struct DeltaParams {
   float* out = nullptr;    // [T, HV, DV]
   int HK = 0, HV = 0, DK = 0, DV = 0;
   float q_scale = 1.f;  // 1/sqrt(DK)
+  // Host-side max tokens of one sequence (StepMeta::max_q_len): sizes the chunked form's windows.
+  int max_q_len = 0;
+  // Scratch of the split chunked form (gdn_workspace_bytes); too small or null = the fused form.
+  float* scratch = nullptr;
+  size_t scratch_bytes = 0;
 };
+
+// Bytes of scratch the split chunked form uses for steps of up to max_tokens tokens and max_seqs
+// sequences (0 when these dims take the fused form). Capped; longer steps run in windows.
+size_t split_scratch_bytes(const GdnDims& d, int max_tokens, int max_seqs);
 
 // Sequences of exactly one token (decode): one launch over (DV/32 column blocks, HV, S).
 void launch_recurrent(const DeltaParams& p, int num_seqs, cudaStream_t stream);
-// Sequences of two or more tokens: the chunked (64) WY/UT form on tensor cores.
+// Sequences of two or more tokens: the chunked (64) WY/UT form on tensor cores (gdn_chunked.cu: the
+// split form for DK 65..128, else the fused form of gdn_chunked_fused.cu).
 void launch_chunked(const DeltaParams& p, int num_seqs, cudaStream_t stream);
+void launch_fused_chunked(const DeltaParams& p, int num_seqs, cudaStream_t stream);
 
 }  // namespace gdn::cuda::detail

@@ -145,14 +145,15 @@ void launch_recurrent(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
 
 }  // namespace detail
 
-size_t gdn_workspace_bytes(const GdnDims&, int, int) {
-  // Both delta-rule kernels normalise q/k and compute the gates on the fly: no scratch needed.
-  return 0;
+size_t gdn_workspace_bytes(const GdnDims& d, int max_tokens, int max_seqs) {
+  // The recurrent kernel needs none (q/k norms and gates on the fly); the split chunked form keeps
+  // its per-chunk T, M and scale factors there.
+  return detail::split_scratch_bytes(d, max_tokens, max_seqs);
 }
 
 void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t ba_ld, const float* neg_exp_A,
-                    const float* dt_bias, const StepMeta& m, GdnStateView st, float* out, void* /*workspace*/,
-                    size_t /*workspace_bytes*/, cudaStream_t stream) {
+                    const float* dt_bias, const StepMeta& m, GdnStateView st, float* out, void* workspace,
+                    size_t workspace_bytes, cudaStream_t stream) {
   if (m.num_seqs <= 0 || m.num_tokens <= 0) return;
   if (d.key_dim > 128 || d.key_dim % 4 != 0 || d.value_dim % 4 != 0 || d.key_heads <= 0 ||
       d.value_heads % d.key_heads != 0)
@@ -172,6 +173,9 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
   p.out = out;
   p.HK = d.key_heads, p.HV = d.value_heads, p.DK = d.key_dim, p.DV = d.value_dim;
   p.q_scale = 1.f / std::sqrt(float(d.key_dim));
+  p.max_q_len = m.max_q_len;
+  p.scratch = static_cast<float*>(workspace);
+  p.scratch_bytes = workspace_bytes;
   // Every sequence takes exactly one of the two kernels (length 1 vs ≥ 2); they touch disjoint slots.
   detail::launch_recurrent(p, m.num_seqs, stream);
   if (m.max_q_len > 1) detail::launch_chunked(p, m.num_seqs, stream);
