@@ -14,25 +14,12 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/linear_internal.h"
 
 namespace gdn::cuda::detail {
 
 namespace {
-
-template <typename... KArgs, typename... Args>
-void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t s, bool pdl, Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  GDN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, KArgs(args)...));
-}
 
 __device__ __forceinline__ float block_max(float v, float* smem) {
 #pragma unroll
@@ -229,35 +216,35 @@ __global__ void nvfp4_dequant_kernel(const uint8_t* w, int64_t ldw, const uint8_
 void launch_act_copy(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t rows_out, int64_t ldo,
                      cudaStream_t s, bool pdl) {
   const unsigned bx = unsigned(std::min<int64_t>((ldo + 255) / 256, 64));
-  launch(act_copy_kernel, dim3(bx, unsigned(rows_out)), dim3(256), s, pdl, x, M, K, out, ldo);
+  launch_pdl(act_copy_kernel, dim3(bx, unsigned(rows_out)), dim3(256), 0, s, pdl, x, M, K, out, ldo);
 }
 
 void launch_act_fp8_token(const __nv_bfloat16* x, int64_t M, int64_t K, uint8_t* out, float* sx, int64_t rows_out,
                           int64_t ldo, cudaStream_t s, bool pdl) {
   const bool vec = K % 8 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0 && ldo <= int64_t(8) * kTokVec * kTokThreads;
   if (vec)
-    launch(act_fp8_token_vec_kernel, dim3(unsigned(rows_out)), dim3(kTokThreads), s, pdl, x, M, K, out, sx, ldo);
+    launch_pdl(act_fp8_token_vec_kernel, dim3(unsigned(rows_out)), dim3(kTokThreads), 0, s, pdl, x, M, K, out, sx, ldo);
   else
-    launch(act_fp8_token_kernel, dim3(unsigned(rows_out)), dim3(512), s, pdl, x, M, K, out, sx, ldo);
+    launch_pdl(act_fp8_token_kernel, dim3(unsigned(rows_out)), dim3(512), 0, s, pdl, x, M, K, out, sx, ldo);
 }
 
 void launch_act_fp8_group(const __nv_bfloat16* x, int64_t M, int64_t K, uint8_t* out, float* sx, int64_t sx_ld,
                           int64_t split, float* tail, int64_t tail_ld, int64_t rows_out, int64_t ldo, cudaStream_t s,
                           bool pdl) {
   const int64_t L = ldo / 128;
-  launch(act_fp8_group_kernel, dim3(unsigned(rows_out), unsigned((L + 7) / 8)), dim3(256), s, pdl, x, M, K, out, sx,
+  launch_pdl(act_fp8_group_kernel, dim3(unsigned(rows_out), unsigned((L + 7) / 8)), dim3(256), 0, s, pdl, x, M, K, out, sx,
          sx_ld, split, tail, tail_ld, ldo);
 }
 
 void launch_act_nvfp4(const __nv_bfloat16* x, int64_t M, int64_t K, float gx, __nv_bfloat16* out, int64_t rows_out,
                       int64_t ldo, cudaStream_t s, bool pdl) {
-  launch(act_nvfp4_kernel, dim3(unsigned(rows_out), unsigned((ldo / 4 + 63) / 64)), dim3(64), s, pdl, x, M, K, gx,
+  launch_pdl(act_nvfp4_kernel, dim3(unsigned(rows_out), unsigned((ldo / 4 + 63) / 64)), dim3(64), 0, s, pdl, x, M, K, gx,
          out, ldo);
 }
 
 void launch_nvfp4_dequant(const DeviceLinear& w, int64_t r0, int64_t nrows, __nv_bfloat16* out, cudaStream_t s) {
   const int64_t ldw = w.cols_pad / 2, pieces = nrows * (ldw / 16);
-  launch(nvfp4_dequant_kernel, dim3(unsigned((pieces + 255) / 256)), dim3(256), s, false,
+  launch_pdl(nvfp4_dequant_kernel, dim3(unsigned((pieces + 255) / 256)), dim3(256), 0, s, false,
          static_cast<const uint8_t*>(w.weight), ldw, w.block_scales, w.cols_pad / 16, r0, nrows, out, w.cols_pad);
 }
 

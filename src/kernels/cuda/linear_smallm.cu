@@ -32,6 +32,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/linear_internal.h"
 
 namespace gdn::cuda::detail {
@@ -588,17 +589,7 @@ struct Instance {
     return occ;
   }
   static void launch(const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(plan.blocks), 1, 1);
-    cfg.blockDim = dim3(unsigned(plan.threads), 1, 1);
-    cfg.dynamicSmemBytes = plan.smem;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, small_m_kernel<F, MT, NT>, p));
+    launch_pdl(small_m_kernel<F, MT, NT>, dim3(unsigned(plan.blocks)), dim3(unsigned(plan.threads)), plan.smem, s, pdl, p);
   }
 };
 
@@ -637,17 +628,7 @@ struct DecodeInstance {
     return occ;
   }
   static void launch(const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(plan.blocks), 1, 1);
-    cfg.blockDim = dim3(unsigned(plan.threads), 1, 1);
-    cfg.dynamicSmemBytes = 0;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_kernel<F, MT, NT>, p));
+    launch_pdl(decode_kernel<F, MT, NT>, dim3(unsigned(plan.blocks)), dim3(unsigned(plan.threads)), 0, s, pdl, p);
   }
 };
 
