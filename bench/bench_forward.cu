@@ -6,7 +6,8 @@
 // linear layer). Prints a table and writes JSON.
 //
 // Usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] [--quick]
-//                      [--kv bf16|fp8] [--budget-s S]
+//                      [--kv bf16|fp8] [--budget-s S] [--profile]
+// --profile: only 23 batch-1 decode steps of the first layout (graph replays), to run under nsys.
 // Decode steps are timed on the host around GpuModel::step (graph replay + greedy GPU sampling +
 // the host round trip), i.e. what a user sees per token; median over the timed steps.
 #include <algorithm>
@@ -199,7 +200,7 @@ struct Runner {
 
 int main(int argc, char** argv) {
   std::string layouts_arg = "fp8,nvfp4,bf16,fp8-block", out_path, gpu_override, kv_arg = "bf16";
-  bool quick = false;
+  bool quick = false, profile = false;
   double budget = 480;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -209,6 +210,7 @@ int main(int argc, char** argv) {
     else if (a == "--kv" && i + 1 < argc) kv_arg = argv[++i];
     else if (a == "--budget-s" && i + 1 < argc) budget = std::atof(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--profile") profile = true;  // only batch-1 decode steps of the first layout (for nsys/ncu)
     else {
       std::fprintf(stderr, "usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] "
                            "[--kv bf16|fp8] [--quick] [--budget-s S]\n");
@@ -223,6 +225,19 @@ int main(int argc, char** argv) {
   const KvDtype kv = kv_arg == "fp8" ? KvDtype::Fp8E4m3 : KvDtype::Bf16;
 
   Stream s;
+  const Qwen35Config cfg = qwen35_27b_config();
+  if (profile) {
+    const std::string first = layouts_arg.substr(0, layouts_arg.find(','));
+    GpuModelOptions o;
+    o.max_tokens = 256;
+    o.max_seqs = 1;
+    o.max_context = 4096;
+    GpuModel model(cfg, random_weights(cfg, parse_dummy_layout(first), s), o);
+    Runner run{model, kv_arg == "fp8" ? KvDtype::Fp8E4m3 : KvDtype::Bf16, 1e9, clk::now()};
+    const double t = run.decode(1, 1024, 20);
+    std::printf("[profile] %s batch-1 decode at context 1024: %.3f ms per step\n", first.c_str(), t * 1e3);
+    return 0;
+  }
   Ceilings ceil;
   ceil.copy_gbs = copy_bandwidth(s);
   ceil.bf16_tflops = gemm_tflops(DummyLayout::Bf16, s);
@@ -238,7 +253,6 @@ int main(int argc, char** argv) {
                    {"cublaslt_fp8_8192_TFLOPs", ceil.fp8_tflops}};
   J["layouts"] = nlohmann::ordered_json::array();
 
-  const Qwen35Config cfg = qwen35_27b_config();
   std::vector<std::string> layouts;
   for (size_t p = 0; p <= layouts_arg.size();) {
     const size_t e = std::min(layouts_arg.find(',', p), layouts_arg.size());
