@@ -1,7 +1,8 @@
 // attention_prepare (model.md §3.4 steps 1–4): per-head zero-centred RMSNorm of q and k, rotate-half
 // RoPE, q → bf16, k and v → the paged cache (BF16 or FP8 E4M3). Also kv_block_bytes.
 //
-// One CTA per token, one warp per head-vector (q heads, then k heads, then v heads). The norm is a
+// Grid (token, group of kPrepWarps head-vectors): one warp per head-vector (q heads, then k heads,
+// then v heads), so a decode step's single token still spreads over several CTAs. The norm is a
 // warp reduction; RoPE pairs element i with i ± rotary_dim/2, so the normalised row goes through a
 // per-warp shared buffer. inv_freq is computed on the host exactly like kernels/cpu/attention.cpp
 // (same powf) and passed by value; angles are the same fp32 product pos·inv_freq, cos/sin are the
@@ -61,7 +62,7 @@ __global__ void __launch_bounds__(kPrepWarps * 32) attention_prepare_kernel(Prep
   float* buf = row_buf[warp];
   const int units = H + 2 * KVH;
 
-  for (int u = warp; u < units; u += kPrepWarps) {
+  for (int u = blockIdx.y * kPrepWarps + warp; u < min(units, int(blockIdx.y + 1) * kPrepWarps); u += kPrepWarps) {
     const bool is_q = u < H, is_k = !is_q && u < H + KVH, is_v = u >= H + KVH;
     if (!is_q && !write_kv) continue;
     const int kvh = is_k ? u - H : u - H - KVH;
@@ -136,10 +137,11 @@ void attention_prepare(const AttnDims& d, const float* qkv, int64_t ld, const St
   a.k_scale = kv.k_scale;
   a.v_scale = kv.v_scale;
   a.fp8 = kv.dtype == KvDtype::Fp8E4m3;
+  const dim3 grid(unsigned(m.num_tokens), unsigned((d.heads + 2 * d.kv_heads + kPrepWarps - 1) / kPrepWarps));
   if (a.fp8)
-    attention_prepare_kernel<true><<<m.num_tokens, kPrepWarps * 32, 0, stream>>>(a, inv);
+    attention_prepare_kernel<true><<<grid, kPrepWarps * 32, 0, stream>>>(a, inv);
   else
-    attention_prepare_kernel<false><<<m.num_tokens, kPrepWarps * 32, 0, stream>>>(a, inv);
+    attention_prepare_kernel<false><<<grid, kPrepWarps * 32, 0, stream>>>(a, inv);
   GDN_CUDA_CHECK_LAUNCH();
 }
 

@@ -268,8 +268,12 @@ int GpuModel::pack(std::span<const SeqStep> seqs, bool mtp, int pad_to) {
   host_fields_.num_seqs = S_all;
   host_fields_.num_tokens = int(T_all);
   host_fields_.max_q_len = int(max_q);
-  // Padded (graph-bucket) decode steps: the same launch shapes for every replay.
-  host_fields_.max_kv_len = pad_to > 0 ? opts_.max_context : int(max_kv);
+  // Padded (graph-bucket) decode steps: the same launch shapes for every replay of a graph, which
+  // is keyed by (batch bucket, this context bucket): a power of two ≥ 1024, at most max_context, so
+  // short contexts do not pay for the split-KV partials of the longest one.
+  int kv_bucket = 1024;
+  while (kv_bucket < max_kv && kv_bucket < opts_.max_context) kv_bucket *= 2;
+  host_fields_.max_kv_len = pad_to > 0 ? std::min(kv_bucket, opts_.max_context) : int(max_kv);
   host_fields_.max_blocks = max_blocks_;
   GDN_CUDA_CHECK(cudaMemcpyAsync(meta_dev_, h, size_t(mt.block_table()) * 4, cudaMemcpyHostToDevice, stream_));
   GDN_CUDA_CHECK(cudaMemcpyAsync(meta_dev_ + mt.block_table(), h + mt.block_table(),
@@ -302,7 +306,7 @@ StepOutput GpuModel::step(std::span<const SeqStep> seqs, GpuCache& cache, bool u
       graphs_.clear();
       graph_cache_ = cache.id();
     }
-    std::unique_ptr<Graph>& g = graphs_[bucket];
+    std::unique_ptr<Graph>& g = graphs_[{bucket, host_fields_.max_kv_len}];
     if (!g) {
       g = std::make_unique<Graph>();
       GDN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));

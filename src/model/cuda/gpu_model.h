@@ -1,7 +1,7 @@
 // The Qwen3.5/3.6 forward on the GPU (issue 6): one batched step over a set of sequences, each
 // contributing a prefill chunk or one decode token, against a paged KV cache and DeltaNet state
 // slots (GpuCache). Returns logits for the requested positions and, optionally, tokens sampled on
-// the GPU. Decode steps replay CUDA graphs captured per batch-size bucket.
+// the GPU. Decode steps replay CUDA graphs captured per (batch-size bucket, context bucket).
 //
 // Numerics: residual stream, norms, DeltaNet state and softmax in fp32; GEMM inputs in BF16 (then
 // quantized as the checkpoint declares, exactly like the CPU reference); q/K/V in BF16 (or FP8 KV).
@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -139,7 +140,7 @@ class GpuModel {
   // step state
   StepMeta host_fields_;
   int last_T_ = 0;
-  std::map<int, std::unique_ptr<Graph>> graphs_;  // by bucket size
+  std::map<std::pair<int, int>, std::unique_ptr<Graph>> graphs_;  // by (batch bucket, context bucket)
   uint64_t graph_cache_ = 0;  // GpuCache::id() the graphs were captured against
 };
 
