@@ -155,7 +155,11 @@ DeviceLinear upload_fused_linear(std::span<const MatrixRef> parts, DeviceArena& 
 // Device bytes upload_fused_linear(parts) takes.
 size_t device_bytes_for_fused(std::span<const MatrixRef> parts);
 
-enum class LinearPath { Auto, SmallM, LargeM };
+// AutoFast: like Auto, but W8A8 FP8 at M ≤ 16 may use the native FP8 tensor-core decode kernel
+// (wgmma, linear_wgmma.cu; ~1.1–1.4× faster) whose FP8 accumulation is ~2.5e-4 relative off the
+// reference — the same precision as cuBLASLt's FP8 GEMMs on the large-M path. The GPU model uses it;
+// GDN_FP8_WGMMA=0 turns it off everywhere.
+enum class LinearPath { Auto, SmallM, LargeM, AutoFast };
 
 // M up to which Auto takes the small-M kernel for this weight.
 int64_t small_m_limit(const DeviceLinear& w);

@@ -42,6 +42,7 @@ WsLayout ws_layout(const DeviceLinear& w, int64_t max_m) {
   L.sx_tail = take(size_t((w.cols_pad / 128 + 1) * 4 * 4));
   size_t part = 0;
   for (int m : {8, 16, 32, 64}) part = std::max(part, small_m_partial_bytes(w, int(std::min<int64_t>(m, m4))));
+  for (int m : {8, 16}) part = std::max(part, fp8_wgmma_partial_bytes(w, int(std::min<int64_t>(m, m4))));
   L.partial = take(part);
   L.dequant = take(w.kind == DeviceWeightKind::Nvfp4 ? size_t(dequant_slice_rows(w) * w.cols_pad * 2) : 0);
   L.lt = take(kLtWorkspaceBytes);
@@ -68,11 +69,12 @@ struct Acts {
 
 // Small-M kernel over tokens [m0, m1) of `a`, 64 tokens per launch.
 void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, float* y, char* ws, const WsLayout& L,
-               cudaStream_t s) {
+               cudaStream_t s, bool fast) {
   const SmFmt f = small_fmt(w);
   for (int64_t t = m0; t < m1; t += kMaxSliceTokens) {
     const int M = int(std::min<int64_t>(kMaxSliceTokens, m1 - t));
-    const SmallMPlan pl = plan_small_m(w, M);
+    const bool wgmma = f == SmFmt::Fp8Fp8 && fp8_wgmma_applies(w, M, fast);  // native FP8 decode (linear_wgmma.cu)
+    const SmallMPlan pl = wgmma ? SmallMPlan{} : plan_small_m(w, M);
     SmallMParams p;
     p.w = static_cast<const uint8_t*>(w.weight);
     p.ldw = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2 : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad : w.cols_pad / 2;
@@ -97,7 +99,10 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
     p.partial = reinterpret_cast<float*>(ws + L.partial);
     p.counters = reinterpret_cast<int*>(ws + L.counters);
     p.y = y + t * w.rows;
-    launch_small_m(f, pl, p, s, pdl_enabled());
+    if (wgmma)
+      launch_fp8_wgmma(w, p, s, pdl_enabled());
+    else
+      launch_small_m(f, pl, p, s, pdl_enabled());
   }
 }
 
@@ -136,6 +141,8 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
     throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
                     " needs " + std::to_string(L.total));
   char* base = static_cast<char*>(ws.ptr);
+  const bool fast = path == LinearPath::AutoFast;
+  if (fast) path = LinearPath::Auto;
   const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= small_m_limit(w));
   const bool pdl = pdl_enabled();
   const int64_t K = w.cols, Kp = w.cols_pad, m4 = round_up(M, 4);
@@ -184,7 +191,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
     }
   }
 
-  if (small) return run_small(w, a, 0, M, y, base, L, stream);
+  if (small) return run_small(w, a, 0, M, y, base, L, stream, fast);
 
   // 2. Large M.
   void* lt_ws = base + L.lt;
@@ -201,10 +208,10 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       p.k = K;
       p.a = w.weight;
       p.lda = Kp;
-      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream);
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
       return;
     case DeviceWeightKind::Fp8: {
-      if (act == ActQuant::None) return run_small(w, a, 0, M, y, base, L, stream);  // no FP8×BF16 in cuBLASLt
+      if (act == ActQuant::None) return run_small(w, a, 0, M, y, base, L, stream, fast);  // no FP8×BF16 in cuBLASLt
       p.type = LtType::Fp8;
       p.k = Kp;
       p.a = w.weight;
@@ -213,19 +220,19 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       p.b_scale = a.sx;
       if (act == ActQuant::Fp8PerToken) {
         p.scale = LtScale::OuterVec;
-        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream);
+        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
         return;
       }
       p.scale = LtScale::Blk128Vec128;
       p.m = lt_tokens;
       const bool ok = lt_tokens > 0 && lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
-      if (!ok && lt_tokens > 0) run_small(w, a, 0, lt_tokens, y, base, L, stream);
+      if (!ok && lt_tokens > 0) run_small(w, a, 0, lt_tokens, y, base, L, stream, fast);
       if (lt_tokens < M) {
         Acts tail = a;
         tail.sx = sx_tail;
         tail.sx_ld = 4;
         tail.sx_token0 = lt_tokens;
-        run_small(w, tail, lt_tokens, M, y, base, L, stream);
+        run_small(w, tail, lt_tokens, M, y, base, L, stream, fast);
       }
       return;
     }
@@ -243,7 +250,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
           launch_nvfp4_dequant(w, r0, nr, deq, stream);
           p.n = nr;
           p.d = y + r0;
-          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
         }
         return;
       }
@@ -259,7 +266,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
           p.n = s1 - s0;
           p.d = y + s0;
           p.alpha = detail::nvfp4_alpha(w, w.part_weight_divisor[q]);
-          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream);
+          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
         }
       }
       return;

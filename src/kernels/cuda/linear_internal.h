@@ -82,6 +82,33 @@ SmallMPlan plan_small_m(const DeviceLinear& w, int M);
 size_t small_m_partial_bytes(const DeviceLinear& w, int M);
 void launch_small_m(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl);
 
+// Native FP8 small-M path (linear_wgmma.cu): W8A8 FP8 (SmFmt::Fp8Fp8, per-channel or block-128) at
+// M ≤ 16 with wgmma E4M3 (Hopper has no native FP8 mma.sync). Routed from run_small when
+// fp8_wgmma_applies(): for LinearPath::AutoFast callers (the GPU model), else off by default (~2.5e-4 relative error from the FP8 tensor-core accumulation,
+// vs 1e-5 for the exact mma.sync path); GDN_FP8_WGMMA=1 / set_fp8_wgmma_mode(1) opts in,
+// GDN_FP8_WGMMA=0 / set_fp8_wgmma_mode(0) forces launch_small_m.
+// p: as for launch_small_m (w, ldw, wscale, wscale_ld, block_scaled, x, ldx, sx, sx_ld, act_scaled, M,
+// N, partial, counters, y); the K split over 64-row tiles is planned here. partial needs
+// fp8_wgmma_partial_bytes(w, M).
+constexpr int kFp8WgmmaMaxTokens = 16;
+struct Fp8WgmmaPlan {
+  int ntok = 8, stages = 4, promote_k32 = 0, rtiles = 0, KG = 0, ksplit = 1, blocks = 0;
+};
+struct Fp8WgmmaTuning {  // experiments/tests: 0 = the default
+  int stages = 0;        // ring depth: 4, 6 or 8
+  int ksplit = 0;        // fixed K split
+  int promote_k32 = 0;   // 1: every wgmma k32 into its own accumulator, summed in fp32 (precision probe)
+};
+bool fp8_wgmma_enabled();
+// requested: the caller asked for it (LinearPath::AutoFast); it still needs Hopper and no
+// GDN_FP8_WGMMA=0 / set_fp8_wgmma_mode(0). Otherwise only when enabled (GDN_FP8_WGMMA=1 / mode 1).
+bool fp8_wgmma_applies(const DeviceLinear& w, int M, bool requested = false);
+Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M);
+size_t fp8_wgmma_partial_bytes(const DeviceLinear& w, int M);
+void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p, cudaStream_t s, bool pdl);
+void set_fp8_wgmma_mode(int mode);  // -1: GDN_FP8_WGMMA decides (unset = off); 0: off; 1: on
+void set_fp8_wgmma_tuning(const Fp8WgmmaTuning& t);
+
 // Activation pre-kernels. All write [rows_out][ldo] with zeros past K and for rows M..rows_out-1.
 void launch_act_copy(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t rows_out,
                      int64_t ldo, cudaStream_t s, bool pdl);

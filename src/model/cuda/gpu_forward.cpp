@@ -7,7 +7,7 @@
 namespace gdn::cuda {
 
 void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y) {
-  linear_forward(w, x, T, y, lws_, stream_);
+  linear_forward(w, x, T, y, lws_, stream_, opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast);
 }
 
 void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y) {

@@ -32,6 +32,9 @@ struct GpuModelOptions {
   std::vector<int> graph_batches = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256};  // ≤ max_seqs used
   bool use_graphs = true;
   int64_t sample_below = 0;  // > 0: ids ≥ this are never sampled (the embedding table's padding rows)
+  // false: W8A8 FP8 decode GEMVs may use the native FP8 tensor-core kernel (LinearPath::AutoFast,
+  // ~2.5e-4 relative per output, like cuBLASLt's FP8 at large M); true: the exact mma.sync kernel.
+  bool exact_fp8 = false;
 };
 
 // One sequence's part of a step.

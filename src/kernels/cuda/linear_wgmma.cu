@@ -1,0 +1,468 @@
+// Native FP8 small-M kernel (decode, M ≤ 16) for W8A8 FP8 weights on Hopper: wgmma E4M3 instead of
+// the mma.sync m16n8k32 E4M3 of linear_smallm.cu, which sm_90 has no native instruction for
+// (ptxas lowers it to F8→F16 conversions + 2 HMMA: ~3× the instructions per byte of BF16, and FP8
+// decode streamed at only 58-67% of the copy bandwidth).
+//
+// Layout of the work ("swap AB" as in the mma.sync kernel): weights are wgmma's A operand, 64 rows
+// per tile (M side), tokens are its N = 8 or 16 columns, so D is [64 rows × 8|16 tokens] in fp32
+// registers of one warpgroup. The grid is (row tile × K split); a CTA streams its contiguous range
+// of 128-byte K groups:
+//  * one producer warp issues, per K group, a TMA tile load of the weight (64 rows × 128 bytes) and
+//    of the activations (8|16 tokens × 128 bytes; tokens ≥ M and weight rows ≥ rows_pad are zero
+//    filled by the TMA unit) into a ring of stages, completing on a "full" mbarrier;
+//  * both land with the 128-byte swizzle, the layout wgmma's K-major SW128 descriptor reads (8-row
+//    atoms of 1024 bytes, 16-byte chunks XOR-ed with row % 8); the 4 k32 steps of a group advance the
+//    descriptors' start address by 32 bytes inside the atom;
+//  * the consumer warpgroup (4 warps) does the group's 4 wgmma m64nNk32 into a fresh accumulator,
+//    waits for them, frees the stage (one "empty" arrival per warp) and adds the accumulator into an
+//    fp32 sum with the group's scales (block-128) or unscaled (per-channel; scales in the epilogue);
+//  * K splits are reduced like the mma.sync decode kernel: each split writes its [64 × N] slot, the
+//    last CTA of a tile (per-tile counter) sums the slots in split order — deterministic, no atomics
+//    on y — and resets the counter.
+//
+// Status (H100, tests/gpu/test_linear_wgmma.cpp): layouts, swizzle, tails, scales and the split-K
+// reduction are right, and it streams 1.0-1.26× faster than the mma.sync kernel, but it is NOT
+// exact: ~2.5e-4 relative per row (≈ 2⁻¹², the same as cuBLASLt's FP8 GEMMs) even with every 128-K
+// group promoted to fp32 — Hopper's FP8 wgmma accumulates inside the tensor core with reduced
+// precision. The project holds small-M linears to 1e-5 (the mma.sync path, whose E4M3 MMA ptxas
+// lowers to F16 HMMA with fp32 accumulation, is at ~4e-7), so linear_forward does not route here by
+// default: GDN_FP8_WGMMA=1 (or set_fp8_wgmma_mode(1)) opts in, GDN_FP8_WGMMA=0 forces it off.
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/linear_internal.h"
+
+namespace gdn::cuda::detail {
+
+namespace {
+
+constexpr int kTileRows = 64;                // wgmma M
+constexpr int kConsumers = 128;              // one warpgroup
+constexpr int kThreads = kConsumers + 32;    // + the producer warp
+constexpr int kWTileBytes = kTileRows * 128; // one K group of a row tile
+
+template <int NTOK>
+constexpr int kXTileBytes = NTOK * 128;
+template <int NTOK, int ST>
+constexpr size_t kSmemBytes = size_t(ST) * (kWTileBytes + kXTileBytes<NTOK>) + 2 * ST * 8 + 16 + 1024;
+
+Fp8WgmmaTuning g_tuning;
+int g_mode = -1;  // -1: GDN_FP8_WGMMA decides; 0 off; 1 on
+// Without GDN_FP8_WGMMA: off (faster, but ~2.5e-4 off the reference vs the project's 1e-5; see above).
+constexpr bool kFp8WgmmaDefaultOn = false;
+
+// ---- PTX wrappers -------------------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Spin inside one asm block: a C++ loop would be a divergent path to ptxas, which then serializes
+// the wgmma in flight around it.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n .reg .pred p;\n WAIT_%=:\n"
+      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      " @!p bra WAIT_%=;\n}" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// 2-D TMA tile load (coordinates: c0 = K byte, c1 = row) completing on `bar`.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+
+// wgmma shared-memory matrix descriptor, K-major with the 128-byte swizzle: start address >> 4
+// (bits 0-13), leading byte offset unused for swizzled K-major (0), stride byte offset = 1024 bytes
+// between 8-row atoms (bits 32-45, >> 4), base offset 0 (atoms 1024-byte aligned), layout type 1 =
+// SWIZZLE_128B (bits 62-63).
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr) {
+  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+
+// d (+)= A[64×32 e4m3] · B[32×N e4m3]; accumulate = 0 overwrites d.
+template <int NTOK>
+__device__ __forceinline__ void wgmma_e4m3(float (&d)[NTOK / 2], uint64_t da, uint64_t db, int accumulate);
+template <>
+__device__ __forceinline__ void wgmma_e4m3<8>(float (&d)[4], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %6, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0,%1,%2,%3}, %4, %5, p, 1, 1;\n}"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "l"(da), "l"(db), "r"(accumulate)
+      : "memory");
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3<16>(float (&d)[8], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %10, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7}, %8, %9, p, 1, 1;\n}"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "l"(da), "l"(db), "r"(accumulate)
+      : "memory");
+}
+
+// d = A · B (scale-d false: d is only written, so no instruction has to define it beforehand).
+template <int NTOK>
+__device__ __forceinline__ void wgmma_e4m3_first(float (&d)[NTOK / 2], uint64_t da, uint64_t db);
+template <>
+__device__ __forceinline__ void wgmma_e4m3_first<8>(float (&d)[4], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, 0, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0,%1,%2,%3}, %4, %5, p, 1, 1;\n}"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "l"(da), "l"(db)
+      : "memory");
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3_first<16>(float (&d)[8], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, 0, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7}, %8, %9, p, 1, 1;\n}"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7])
+      : "l"(da), "l"(db)
+      : "memory");
+}
+
+__device__ __forceinline__ void consumer_bar() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
+
+// Accumulator element e of a consumer thread: D fragment of wgmma (per warp 16 rows; rows g, g+8;
+// columns 2·tq, 2·tq+1, then +8 for N = 16).
+__device__ __forceinline__ int frag_row(int warp, int lane, int e) { return warp * 16 + (lane >> 2) + ((e & 2) ? 8 : 0); }
+__device__ __forceinline__ int frag_tok(int lane, int e) { return (e >> 2) * 8 + 2 * (lane & 3) + (e & 1); }
+
+template <int NTOK>
+__device__ __forceinline__ void store_out(const SmallMParams& p, const float (&v)[NTOK / 2], int row0, int warp,
+                                          int lane) {
+#pragma unroll
+  for (int e = 0; e < NTOK / 2; ++e) {
+    const int row = row0 + frag_row(warp, lane, e), tok = frag_tok(lane, e);
+    if (row < p.N && tok < p.M) {
+      float out = v[e];
+      if (!p.block_scaled) {
+        out *= __ldg(p.wscale + row);
+        if (p.act_scaled) out *= __ldg(p.sx + tok);
+      }
+      p.y[int64_t(tok) * p.N + row] = out;
+    }
+  }
+}
+
+template <int NTOK, int ST>
+__global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_constant__ CUtensorMap wmap,
+                                                             const __grid_constant__ CUtensorMap xmap,
+                                                             const SmallMParams p, const int promote_k32) {
+  constexpr int NR = NTOK / 2;  // accumulator registers per thread
+  constexpr uint32_t kStageTx = kWTileBytes + kXTileBytes<NTOK>;
+  extern __shared__ uint8_t smem_raw[];
+  // Stages: [ST] weight tiles, then [ST] activation tiles (all 1024-byte aligned), then barriers.
+  const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
+  const uint32_t wtile0 = base, xtile0 = base + ST * kWTileBytes;
+  const uint32_t full0 = xtile0 + ST * kXTileBytes<NTOK>, empty0 = full0 + ST * 8;
+  __shared__ int last_flag;
+
+  // CTA = (64-row tile, K split); the split owns K groups [u0, u0 + n).
+  const int S = p.ksplit, tile = int(blockIdx.x) / S, split = int(blockIdx.x) - tile * S;
+  const int u0 = int(int64_t(split) * p.KG / S), n = int(int64_t(split + 1) * p.KG / S) - u0;
+  const int row0 = tile * kTileRows;
+  // Warp index through a shuffle: provably warp-uniform, so ptxas does not treat the role branches
+  // as divergent (it serializes wgmma across divergent paths).
+  const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x) >> 5, 0), lane = int(threadIdx.x) & 31;
+
+  if (threadIdx.x == kConsumers) {
+    for (int s = 0; s < ST; ++s) {
+      mbar_init(full0 + 8 * s, 1);
+      mbar_init(empty0 + 8 * s, kConsumers / 32);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp == kConsumers / 32) {  // producer warp: one thread issues every copy
+    if (lane == 0) {
+      asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
+      asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(&xmap)) : "memory");
+      const int pre = n < ST ? n : ST;
+      // Weights first: they do not depend on the preceding kernel (PDL), activations do.
+      for (int j = 0; j < pre; ++j) {
+        mbar_expect_tx(full0 + 8 * j, kStageTx);
+        tma_load_2d(wtile0 + j * kWTileBytes, &wmap, (u0 + j) * 128, row0, full0 + 8 * j);
+      }
+      griddep_wait();
+      for (int j = 0; j < pre; ++j) tma_load_2d(xtile0 + j * kXTileBytes<NTOK>, &xmap, (u0 + j) * 128, 0, full0 + 8 * j);
+      for (int j = ST; j < n; ++j) {
+        const int s = j % ST;
+        mbar_wait(empty0 + 8 * s, uint32_t((j / ST - 1) & 1));
+        mbar_expect_tx(full0 + 8 * s, kStageTx);
+        tma_load_2d(wtile0 + s * kWTileBytes, &wmap, (u0 + j) * 128, row0, full0 + 8 * s);
+        tma_load_2d(xtile0 + s * kXTileBytes<NTOK>, &xmap, (u0 + j) * 128, 0, full0 + 8 * s);
+      }
+    }
+    return;
+  }
+
+  // ---- consumer warpgroup
+  griddep_wait();  // activations and their scales come from the preceding pre-kernel
+  float acc[NR];
+#pragma unroll
+  for (int e = 0; e < NR; ++e) acc[e] = 0.f;
+  const float* sw_row = p.block_scaled ? p.wscale + int64_t(row0 / 128) * p.wscale_ld : nullptr;
+
+  for (int j = 0; j < n; ++j) {
+    const int s = j % ST, g = u0 + j;
+    // Scales of this group, loaded before the MMAs so their latency overlaps them.
+    float sc[NR];
+    if (p.block_scaled) {
+      const float sw = __ldg(sw_row + g);
+#pragma unroll
+      for (int e = 0; e < NR; e += 2) {
+        const int t = frag_tok(lane, e);
+        sc[e] = (e & 2) ? sc[e - 2] : t < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t) : 0.f;
+        sc[e + 1] = (e & 2) ? sc[e - 1] : t + 1 < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t + 1) : 0.f;
+      }
+    }
+    mbar_wait(full0 + 8 * s, uint32_t((j / ST) & 1));
+    __syncwarp();
+    // 4 wgmma k32 (+32 bytes per step inside the swizzle atom): chained into one accumulator, or
+    // (promote_k32) each into its own, summed in fp32 (diagnostic of the FP8 accumulation precision).
+    float d[4][NR];
+    const uint64_t da = sw128_desc(wtile0 + s * kWTileBytes), db = sw128_desc(xtile0 + s * kXTileBytes<NTOK>);
+    wgmma_fence();
+    if (promote_k32) {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) wgmma_e4m3_first<NTOK>(d[kk], da + 2 * kk, db + 2 * kk);
+    } else {
+      wgmma_e4m3_first<NTOK>(d[0], da, db);
+#pragma unroll
+      for (int kk = 1; kk < 4; ++kk) wgmma_e4m3<NTOK>(d[0], da + 2 * kk, db + 2 * kk, 1);
+    }
+    wgmma_commit();
+    wgmma_wait0();
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+#pragma unroll
+      for (int e = 0; e < NR; ++e) asm volatile("" : "+f"(d[q][e])::"memory");
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty0 + 8 * s);  // this warp is done with the stage
+    float t[NR];
+#pragma unroll
+    for (int e = 0; e < NR; ++e) t[e] = promote_k32 ? (d[0][e] + d[1][e]) + (d[2][e] + d[3][e]) : d[0][e];
+    if (p.block_scaled) {
+#pragma unroll
+      for (int e = 0; e < NR; ++e) acc[e] = fmaf(t[e], sc[e], acc[e]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < NR; ++e) acc[e] += t[e];
+    }
+  }
+
+  if (S == 1) {
+    store_out<NTOK>(p, acc, row0, warp, lane);
+    return;
+  }
+  // Split K: this split's slot, then the last CTA of the tile sums the slots in split order.
+  const int tid = int(threadIdx.x);
+  float* slots = p.partial + int64_t(tile) * S * NR * kConsumers;
+#pragma unroll
+  for (int e = 0; e < NR; ++e) slots[(int64_t(split) * NR + e) * kConsumers + tid] = acc[e];
+  __threadfence();
+  consumer_bar();
+  if (tid == 0) last_flag = atomicAdd(p.counters + tile, 1) == S - 1;
+  consumer_bar();
+  if (!last_flag) return;
+  __threadfence();
+#pragma unroll
+  for (int e = 0; e < NR; ++e) acc[e] = 0.f;
+  for (int s0 = 0; s0 < S; s0 += 4) {  // four slots' loads in flight
+    float part[4][NR];
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+#pragma unroll
+      for (int e = 0; e < NR; ++e)
+        part[u][e] = s0 + u < S ? __ldcg(slots + (int64_t(s0 + u) * NR + e) * kConsumers + tid) : 0.f;
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+#pragma unroll
+      for (int e = 0; e < NR; ++e) acc[e] += part[u][e];
+  }
+  store_out<NTOK>(p, acc, row0, warp, lane);
+  if (tid == 0) p.counters[tile] = 0;
+}
+
+// ---- host side ----------------------------------------------------------------------------------
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiledFn encode_fn() {
+  static const EncodeTiledFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    GDN_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (f == nullptr || q != cudaDriverEntryPointSuccess) throw CudaError("fp8 wgmma: cuTensorMapEncodeTiled unavailable");
+    return reinterpret_cast<EncodeTiledFn>(f);
+  }();
+  return fn;
+}
+
+// 2-D byte tensor [rows][cols] (row stride ld bytes), box [box_rows][128 bytes], 128-byte swizzle;
+// rows past `rows` read as zeros.
+CUtensorMap make_map(const void* ptr, int64_t rows, int64_t cols, int64_t ld, int box_rows) {
+  CUtensorMap m;
+  std::memset(&m, 0, sizeof(m));
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld)};
+  const cuuint32_t box[2] = {128, cuuint32_t(box_rows)};
+  const cuuint32_t estr[2] = {1, 1};
+  const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(ptr), dims, strides, box, estr,
+                                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) throw CudaError("fp8 wgmma: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return m;
+}
+
+template <int NTOK, int ST>
+struct WgInstance {
+  static int occupancy() {
+    static const int occ = [] {
+      GDN_CUDA_CHECK(cudaFuncSetAttribute(fp8_wgmma_kernel<NTOK, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(kSmemBytes<NTOK, ST>)));
+      int k = 0;
+      GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&k, fp8_wgmma_kernel<NTOK, ST>, kThreads,
+                                                                   kSmemBytes<NTOK, ST>));
+      return std::max(k, 1);
+    }();
+    return occ;
+  }
+  static void launch(int blocks, const CUtensorMap& wm, const CUtensorMap& xm, const SmallMParams& p, int promote_k32,
+                     cudaStream_t s, bool pdl) {
+    occupancy();  // sets the shared-memory attribute once
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned(blocks), 1, 1);
+    cfg.blockDim = dim3(kThreads, 1, 1);
+    cfg.dynamicSmemBytes = kSmemBytes<NTOK, ST>;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, fp8_wgmma_kernel<NTOK, ST>, wm, xm, p, promote_k32));
+  }
+};
+
+template <typename Fn>
+void with_wg_instance(int ntok, int stages, Fn&& fn) {
+  if (ntok == 8) {
+    if (stages == 4) return fn(WgInstance<8, 4>{});
+    if (stages == 6) return fn(WgInstance<8, 6>{});
+    if (stages == 8) return fn(WgInstance<8, 8>{});
+  } else if (ntok == 16) {
+    if (stages == 4) return fn(WgInstance<16, 4>{});
+    if (stages == 6) return fn(WgInstance<16, 6>{});
+    if (stages == 8) return fn(WgInstance<16, 8>{});
+  }
+  throw CudaError("fp8 wgmma: no instance for " + std::to_string(ntok) + " tokens, " + std::to_string(stages) +
+                  " stages");
+}
+
+int stages_of() { return g_tuning.stages > 0 ? g_tuning.stages : 4; }
+
+// Largest K split: ≤ 32 slots summed by the last CTA, ≤ 4096 CTAs in all (bounds the partials'
+// workspace), every split ≥ 1 K group.
+int max_split(int64_t rtiles, int64_t kg) {
+  return int(std::max<int64_t>(1, std::min<int64_t>({kg, 32, 4096 / std::max<int64_t>(rtiles, 1)})));
+}
+
+}  // namespace
+
+void set_fp8_wgmma_tuning(const Fp8WgmmaTuning& t) { g_tuning = t; }
+void set_fp8_wgmma_mode(int mode) { g_mode = mode; }
+
+bool fp8_wgmma_enabled() {
+  if (g_mode >= 0) return g_mode == 1;
+  static const bool on = [] {
+    const char* e = std::getenv("GDN_FP8_WGMMA");
+    return e ? std::strcmp(e, "0") != 0 : kFp8WgmmaDefaultOn;
+  }();
+  static const bool hopper = device_info().cc_major == 9;
+  return on && hopper;
+}
+
+bool fp8_wgmma_applies(const DeviceLinear& w, int M, bool requested) {
+  if (small_fmt(w) != SmFmt::Fp8Fp8 || M < 1 || M > kFp8WgmmaMaxTokens) return false;
+  if (!requested) return fp8_wgmma_enabled();
+  static const bool env_off = [] {
+    const char* e = std::getenv("GDN_FP8_WGMMA");
+    return e && std::strcmp(e, "0") == 0;
+  }();
+  static const bool hopper = device_info().cc_major == 9;
+  return g_mode != 0 && !env_off && hopper;
+}
+
+Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
+  Fp8WgmmaPlan pl;
+  pl.ntok = M <= 8 ? 8 : 16;
+  pl.stages = stages_of();
+  pl.promote_k32 = g_tuning.promote_k32 > 0 ? 1 : 0;
+  pl.rtiles = int((w.rows_pad + kTileRows - 1) / kTileRows);
+  pl.KG = int(w.cols_pad / 128);
+  const int smax = max_split(pl.rtiles, pl.KG);
+  if (g_tuning.ksplit > 0) {
+    pl.ksplit = std::min(g_tuning.ksplit, smax);
+  } else {
+    // The fewest K splits giving ≥ 1.9 CTAs per SM: long CTAs amortize the ring's fill and the
+    // split-K slots, ~2 per SM keep enough bytes in flight (H100 sweep: gate|up and in_proj best
+    // unsplit, down_proj 4 splits, k|v_proj 8).
+    const int64_t want = (19 * int64_t(device_info().sm_count) + 9) / 10;
+    pl.ksplit = int(std::clamp<int64_t>((want + pl.rtiles - 1) / pl.rtiles, 1, smax));
+  }
+  pl.blocks = pl.rtiles * pl.ksplit;
+  return pl;
+}
+
+size_t fp8_wgmma_partial_bytes(const DeviceLinear& w, int M) {
+  if (small_fmt(w) != SmFmt::Fp8Fp8 || M > kFp8WgmmaMaxTokens) return 0;
+  // Sized for the largest split the planner may choose (independent of tuning and of the switch).
+  const int ntok = M <= 8 ? 8 : 16;
+  const int64_t rtiles = (w.rows_pad + kTileRows - 1) / kTileRows, kg = w.cols_pad / 128;
+  return size_t(rtiles) * size_t(max_split(rtiles, kg)) * size_t(ntok / 2) * kConsumers * 4;
+}
+
+void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStream_t s, bool pdl) {
+  if (p_in.M < 1 || p_in.M > kFp8WgmmaMaxTokens) throw CudaError("fp8 wgmma: M out of range");
+  const Fp8WgmmaPlan pl = plan_fp8_wgmma(w, p_in.M);
+  if (pl.rtiles > kMaxCounters) throw CudaError("fp8 wgmma: more row tiles than split-K counters");
+  SmallMParams p = p_in;
+  p.KG = pl.KG;
+  p.rtiles = pl.rtiles;
+  p.ksplit = pl.ksplit;
+  const CUtensorMap wm = make_map(w.weight, w.rows_pad, w.cols_pad, w.cols_pad, kTileRows);
+  const CUtensorMap xm = make_map(p.x, p.M, w.cols_pad, p.ldx, pl.ntok);
+  with_wg_instance(pl.ntok, pl.stages,
+                   [&](auto inst) { decltype(inst)::launch(pl.blocks, wm, xm, p, pl.promote_k32, s, pdl); });
+}
+
+}  // namespace gdn::cuda::detail
