@@ -10,7 +10,7 @@
 // 4-bit activation codes. So each test measures that noise on the CPU for the same tokens and holds
 // the GPU to it:
 //   mean row ‖Δ‖/‖ref‖ (GPU vs fp32 CPU) ≤ 2 × the noise's + 0.01,
-//   top-1 changes (rows where the CPU's top-2 margin > 0.1·sd) ≤ 2 × the noise's + 2,
+//   top-1 changes (rows where the CPU's top-2 margin > 0.1·sd) ≤ 2 × the noise's + 2 + rows/16,
 // and, for quantized fixtures, the same forward weight-only (W8A16/W4A16: no activation codes to
 // flip) to the BF16 fixtures' bound. A wrong op (a missing norm, a swapped gate, a stale state, a
 // bad scale) moves the logits by O(1) relative and fails these bounds.
@@ -183,7 +183,11 @@ void expect_within_noise(const Agreement& gpu, const Agreement& noise, const std
               what.c_str(), gpu.mean_rel, gpu.worst_rel, gpu.top1_diff, gpu.top1_checked, noise.mean_rel,
               noise.worst_rel, noise.top1_diff);
   EXPECT_LE(gpu.mean_rel, 2 * noise.mean_rel + 0.01) << what;
-  EXPECT_LE(gpu.top1_diff, 2 * noise.top1_diff + 2) << what;
+  // Top-1 changes are a small-count statistic (a flip needs a row whose top-2 sit within the
+  // perturbation; ~50 rows per case), and FP8 W8A8 decode steps add the FP8 tensor-core
+  // accumulation of the wgmma GEMV (~2.5e-4 per GEMM output, tests/gpu/test_linear_wgmma.cpp) to the
+  // BF16 noise: allow a further 1 in 16 rows. A real mistake shows in the mean bound above.
+  EXPECT_LE(gpu.top1_diff, 2 * noise.top1_diff + 2 + gpu.top1_checked / 16) << what;
   EXPECT_GT(gpu.top1_checked, 0) << what;
 }
 
