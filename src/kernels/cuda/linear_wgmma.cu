@@ -35,6 +35,7 @@
 #include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/fp_codecs.cuh"
 #include "kernels/cuda/linear_internal.h"
@@ -359,17 +360,8 @@ struct WgInstance {
   static void launch(int blocks, const CUtensorMap& wm, const CUtensorMap& xm, const SmallMParams& p, int promote_k32,
                      cudaStream_t s, bool pdl) {
     occupancy();  // sets the shared-memory attribute once
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(blocks), 1, 1);
-    cfg.blockDim = dim3(kThreads, 1, 1);
-    cfg.dynamicSmemBytes = kSmemBytes<NTOK, ST>;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, fp8_wgmma_kernel<NTOK, ST>, wm, xm, p, promote_k32));
+    launch_pdl(fp8_wgmma_kernel<NTOK, ST>, dim3(unsigned(blocks)), dim3(kThreads), kSmemBytes<NTOK, ST>, s, pdl, wm, xm,
+               p, promote_k32);
   }
 };
 
