@@ -24,21 +24,31 @@ std::string layer_pattern(const Qwen35Config& c) {
   return s;
 }
 
-// What fits on a GPU of `gib` GiB after the weights: KV tokens (BF16 and FP8) and concurrent
-// sequences of `context` tokens, each also holding its DeltaNet state (fp32 recurrent, bf16 conv as
-// the serving engines store it).
-nlohmann::ordered_json kv_budget(const Qwen35Config& c, int64_t weight_bytes, double gib, int64_t context) {
-  const int64_t state = c.deltanet_state_bytes(2);
+// What fits on a GPU of `gib` GiB after the weights, counted the way gdnserve's GPU engine
+// allocates it (model/cuda/gpu_cache): KV in blocks of 64 tokens for every attention layer plus the
+// MTP head's own KV layer, and per sequence a DeltaNet state slot (fp32 recurrent and conv state).
+// Activations and workspaces come on top (the engine measures them at start: ~4 GB for 8K-token
+// steps of the 27B).
+constexpr int64_t kKvBlockTokens = 64;  // == cuda::kKvBlockTokens (the CLI does not depend on CUDA)
+
+nlohmann::ordered_json kv_budget(const Qwen35Config& c, int64_t mtp_layers, int64_t weight_bytes, double gib,
+                                 int64_t context) {
+  const int64_t state = c.deltanet_state_bytes(4);
+  const int64_t kv_layers = c.num_attention_layers() + mtp_layers;
+  const int64_t blocks_per_seq = (context + kKvBlockTokens - 1) / kKvBlockTokens;
   nlohmann::ordered_json j = {{"gpu_memory_bytes", int64_t(gib * double(1ull << 30))},
                               {"weight_bytes", weight_bytes},
                               {"context_tokens", context},
+                              {"kv_layers", kv_layers},
+                              {"kv_block_tokens", kKvBlockTokens},
                               {"deltanet_state_bytes_per_sequence", state}};
   const int64_t free_bytes = j["gpu_memory_bytes"].get<int64_t>() - weight_bytes;
   j["free_after_weights_bytes"] = free_bytes;
   for (const auto& [name, elem] : {std::pair{"bf16", 2}, std::pair{"fp8", 1}}) {
-    const int64_t per_tok = c.kv_bytes_per_token(elem);
-    const int64_t tokens = free_bytes > state ? (free_bytes - state) / per_tok : 0;
-    const int64_t seqs = free_bytes > 0 ? free_bytes / (state + context * per_tok) : 0;
+    const int64_t per_tok = kv_layers * 2 * c.num_kv_heads * c.head_dim * elem;
+    const int64_t block = per_tok * kKvBlockTokens;
+    const int64_t tokens = free_bytes > state ? (free_bytes - state) / block * kKvBlockTokens : 0;
+    const int64_t seqs = free_bytes > 0 ? free_bytes / (state + blocks_per_seq * block) : 0;
     j[std::string("kv_") + name] = {{"bytes_per_token", per_tok}, {"max_tokens", tokens}, {"max_sequences", seqs}};
   }
   return j;
@@ -139,8 +149,10 @@ void print_text(const nlohmann::ordered_json& d) {
               human(d["kv_bytes_per_token_fp8"]).c_str());
   if (d.contains("kv_budget")) {
     const auto& b = d["kv_budget"];
-    std::printf("\nKV budget on %s: %s free after %s of weights\n", human(b["gpu_memory_bytes"]).c_str(),
-                human(b["free_after_weights_bytes"]).c_str(), human(b["weight_bytes"]).c_str());
+    std::printf("\nKV budget on %s: %s free after %s of weights (KV for %lld layers incl. MTP, in %lld-token "
+                "blocks; activations not included)\n",
+                human(b["gpu_memory_bytes"]).c_str(), human(b["free_after_weights_bytes"]).c_str(),
+                human(b["weight_bytes"]).c_str(), (long long)b["kv_layers"], (long long)b["kv_block_tokens"]);
     for (const char* k : {"kv_bf16", "kv_fp8"})
       std::printf("  %s KV: %lld tokens, or %lld sequences of %lld tokens (+%s DeltaNet state each)\n",
                   k + 3, (long long)b[k]["max_tokens"], (long long)b[k]["max_sequences"],
@@ -163,8 +175,9 @@ void add_inspect_command(CLI::App& app) {
     auto m = Qwen35Model::load(a->model);
     auto d = describe(*m);
     if (a->gpu_memory_gib > 0)
-      d["kv_budget"] = kv_budget(m->config(), d["weight_bytes"].get<int64_t>() + d["mtp_bytes"].get<int64_t>(),
-                                 a->gpu_memory_gib, a->context);
+      d["kv_budget"] = kv_budget(m->config(), m->has_mtp() ? int64_t(m->weights().mtp->layers.size()) : 0,
+                                 d["weight_bytes"].get<int64_t>() + d["mtp_bytes"].get<int64_t>(), a->gpu_memory_gib,
+                                 a->context);
     if (a->json) std::printf("%s\n", d.dump(2).c_str());
     else print_text(d);
   });

@@ -157,8 +157,18 @@ TEST(QuantCli, InspectNamesLayoutPrecisionAndKvScales) {
     vision |= g["group"] == "vision (skipped)";
   }
   EXPECT_TRUE(mlp_nvfp4 && mtp_bf16 && vision) << j["tensor_groups"].dump();
-  // 2 attention layers × K and V × 1 kv head × 128 dims × 1 byte (FP8)
-  EXPECT_EQ(j["kv_budget"]["kv_fp8"]["bytes_per_token"], 2 * 2 * 128);
+  // (2 attention layers + the MTP head's layer) × K and V × 1 kv head × 128 dims × 1 byte (FP8),
+  // in whole 64-token blocks, with an fp32 DeltaNet state slot per sequence (the GPU engine's layout).
+  EXPECT_EQ(j["kv_budget"]["kv_layers"], 3);
+  EXPECT_EQ(j["kv_budget"]["kv_fp8"]["bytes_per_token"], 3 * 2 * 128);
+  EXPECT_EQ(j["kv_budget"]["kv_fp8"]["max_tokens"].get<int64_t>() % 64, 0);
+  EXPECT_EQ(j["kv_budget"]["deltanet_state_bytes_per_sequence"], j["deltanet_state_bytes_per_sequence"]);
+  {
+    const auto& b = j["kv_budget"];
+    const int64_t free = b["free_after_weights_bytes"], state = b["deltanet_state_bytes_per_sequence"];
+    const int64_t per_seq = state + 32768 / 64 * 64 * 3 * 2 * 128;  // default --context 32768, FP8
+    EXPECT_EQ(b["kv_fp8"]["max_sequences"], free / per_seq);
+  }
   EXPECT_GT(j["kv_budget"]["kv_fp8"]["max_tokens"].get<int64_t>(), j["kv_budget"]["kv_bf16"]["max_tokens"].get<int64_t>());
   const auto e = json::parse(run_cli("inspect --json --model " + fixture("quant/fp8-block-lmhead")).stdout_text);
   for (const auto& g : e["tensor_groups"])
