@@ -20,6 +20,21 @@ __device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast
 __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 
 
+// One warp: out[i] = in[0] + … + in[i] for the 64 per-token log-decays of a chunk (γ = cumsum g),
+// two per lane; in == out is allowed (every lane reads before the shuffles, writes after).
+__device__ __forceinline__ void warp_cumsum64(const float* in, float* out, int lane) {
+  const float g0 = in[2 * lane], g1 = in[2 * lane + 1];
+  float incl = g0 + g1;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  const float excl = incl - (g0 + g1);
+  out[2 * lane] = excl + g0;
+  out[2 * lane + 1] = excl + g0 + g1;
+}
+
 // Column x of T = (I + A)⁻¹ (A strictly lower, [64][lda] in shared memory) by forward substitution
 // in registers: T[r][x] = δ_rx − Σ_{x ≤ c < r} A[r][c]·T[c][x], A rows as broadcast float4 reads.
 __device__ __forceinline__ void solve_t_column(const float* sA, int lda, int x, float (&t)[kChunk]) {

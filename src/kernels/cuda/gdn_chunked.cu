@@ -139,18 +139,7 @@ __global__ void __launch_bounds__(kSplitThreads, 2)
       else sKinv[r - C] = 1.f / sqrtf(ss + kGdnL2Eps);
     }
   }
-  if (warp == kSplitThreads / 32 - 1) {
-    const float g0 = sGam[2 * lane], g1 = sGam[2 * lane + 1];
-    float incl = g0 + g1;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float y = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += y;
-    }
-    const float excl = incl - (g0 + g1);
-    sGam[2 * lane] = excl + g0;
-    sGam[2 * lane + 1] = excl + g0 + g1;
-  }
+  if (warp == kSplitThreads / 32 - 1) warp_cumsum64(sGam, sGam, lane);
   for (int e = tid; e < C * C; e += kSplitThreads) {  // zero M above the diagonal blocks
     const int r = e >> 6, c = e & 63;
     if ((c >> 4) > (r >> 4)) slot[kSlotM + e] = 0.f;

@@ -193,18 +193,7 @@ __global__ void __launch_bounds__(kChunkThreads, 1) gdn_fused_chunk_kernel(Delta
         st4(hp + c, make_float4(v.x * inv, v.y * inv, v.z * inv, v.w * inv));
       }
     }
-    if (warp == kChunkWarps - 1) {
-      const float g0 = sG[2 * lane], g1 = sG[2 * lane + 1];
-      float incl = g0 + g1;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float y = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += y;
-      }
-      const float excl = incl - (g0 + g1);
-      sGam[2 * lane] = excl + g0;
-      sGam[2 * lane + 1] = excl + g0 + g1;
-    }
+    if (warp == kChunkWarps - 1) warp_cumsum64(sG, sGam, lane);
     __syncthreads();
     // ---- P2 (tensor cores): A = K·Kᵀ and M = Q·Kᵀ, lower 16×16 tiles only.
     for (int tile = warp; tile < 20; tile += kChunkWarps) {

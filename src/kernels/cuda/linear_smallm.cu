@@ -593,6 +593,18 @@ struct Instance {
   }
 };
 
+// Calls by_fmt(std::integral_constant<SmFmt, f>{}): the run-time format as a compile-time one.
+template <typename ByFmt>
+decltype(auto) with_fmt(SmFmt f, ByFmt&& by_fmt) {
+  switch (f) {
+    case SmFmt::Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Bf16>{});
+    case SmFmt::Fp8Fp8: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Fp8>{});
+    case SmFmt::Fp8Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Bf16>{});
+    case SmFmt::Nvfp4: break;
+  }
+  return by_fmt(std::integral_constant<SmFmt, SmFmt::Nvfp4>{});
+}
+
 // Calls fn.template operator()<Instance<F, MT, NT>>() for the instance of (f, MT, NT).
 template <typename Fn>
 void with_instance(SmFmt f, int MT, int NT, Fn&& fn) {
@@ -606,12 +618,7 @@ void with_instance(SmFmt f, int MT, int NT, Fn&& fn) {
     if (MT == 1 && NT == 8) return fn(Instance<F, 1, 8>{});
     throw CudaError("small-M kernel: no instance for this tile shape");
   };
-  switch (f) {
-    case SmFmt::Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Bf16>{});
-    case SmFmt::Fp8Fp8: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Fp8>{});
-    case SmFmt::Fp8Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Bf16>{});
-    case SmFmt::Nvfp4: return by_fmt(std::integral_constant<SmFmt, SmFmt::Nvfp4>{});
-  }
+  return with_fmt(f, by_fmt);
 }
 
 template <SmFmt F, int MT, int NT>
@@ -641,12 +648,7 @@ void with_decode_instance(SmFmt f, int MT, int NT, Fn&& fn) {
     if (MT == 1 && NT == 2) return fn(DecodeInstance<F, 1, 2>{});
     throw CudaError("small-M decode kernel: no instance for this tile shape");
   };
-  switch (f) {
-    case SmFmt::Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Bf16>{});
-    case SmFmt::Fp8Fp8: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Fp8>{});
-    case SmFmt::Fp8Bf16: return by_fmt(std::integral_constant<SmFmt, SmFmt::Fp8Bf16>{});
-    case SmFmt::Nvfp4: return by_fmt(std::integral_constant<SmFmt, SmFmt::Nvfp4>{});
-  }
+  return with_fmt(f, by_fmt);
 }
 
 // Where the decode kernel beat the persistent one on H100 (bench_gemm, gate|up and k|v_proj):
