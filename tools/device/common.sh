@@ -2,8 +2,26 @@
 # but not our C++ -dev packages: the .debs carried in .deps/debs are unpacked with dpkg -x into a
 # private prefix (never into /) and CMake / pkg-config are pointed at it.
 #
+# gdn_script_setup NAME DEFAULT_STAGES
+#                       sets OUT, BUILD, DEPS, BUDGET, STAGES, SUMMARY (from GDN_* knobs) and defines
+#                       note (a summary line prefixed [NAME]), left (seconds of budget left), has_stage
 # gdn_unpack_deps DIR   sets CMAKE_DEPS (array of cmake flags) and the library / pkg-config paths
 # gdn_gpu_id            prints h100, h200 or the lower-cased device name
+
+gdn_script_setup() {
+  GDN_SCRIPT_NAME="$1"
+  OUT="${OUT:-$ROOT/build-gpu/out}"
+  BUILD="${GDN_BUILD_DIR:-$ROOT/build-gpu}"
+  DEPS="${GDN_DEPS_DIR:-/tmp/gdn-deps}"
+  BUDGET="${GDN_TIME_BUDGET:-570}"
+  STAGES="${GDN_STAGES:-$2}"
+  mkdir -p "$OUT"
+  SUMMARY="$OUT/summary.txt"
+  : >"$SUMMARY"
+}
+note() { echo "[$GDN_SCRIPT_NAME] $*" | tee -a "$SUMMARY"; }
+left() { echo $((BUDGET - SECONDS)); }
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 gdn_unpack_deps() {
   local deps="$1" f

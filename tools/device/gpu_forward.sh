@@ -15,19 +15,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-OUT="${OUT:-$ROOT/build-gpu/out}"
-BUILD="${GDN_BUILD_DIR:-$ROOT/build-gpu}"
-DEPS="${GDN_DEPS_DIR:-/tmp/gdn-deps}"
-BUDGET="${GDN_TIME_BUDGET:-570}"
-STAGES="${GDN_STAGES:-build tests sanitize cli bench torch}"
-mkdir -p "$OUT"
-SUMMARY="$OUT/summary.txt"
-: >"$SUMMARY"
-note() { echo "[gpu_forward] $*" | tee -a "$SUMMARY"; }
-left() { echo $((BUDGET - SECONDS)); }
-has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
-
 source tools/device/common.sh
+gdn_script_setup gpu_forward "build tests sanitize cli bench torch"
+
 gdn_unpack_deps "$DEPS" || note "deps: no .deps/debs carried; using the system's packages"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; } | sed 's/^/[gpu_forward] gpu: /' | tee -a "$SUMMARY"
 GPU="$(gdn_gpu_id)"

@@ -16,20 +16,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-OUT="${OUT:-$ROOT/build-gpu/out}"
-BUILD="${GDN_BUILD_DIR:-$ROOT/build-gpu}"
-DEPS="${GDN_DEPS_DIR:-/tmp/gdn-deps}"
-BUDGET="${GDN_TIME_BUDGET:-570}"
-STAGES="${GDN_STAGES:-build tests sanitize profile bench}"
-mkdir -p "$OUT"
-SUMMARY="$OUT/summary.txt"
-: >"$SUMMARY"
-note() { echo "[gpu_linear] $*" | tee -a "$SUMMARY"; }
-left() { echo $((BUDGET - SECONDS)); }
-has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+source tools/device/common.sh
+gdn_script_setup gpu_linear "build tests sanitize profile bench"
 
 # --- 1. dependencies (tools/device/common.sh)
-source tools/device/common.sh
 if gdn_unpack_deps "$DEPS"; then
   note "deps: $(ls .deps/debs/*.deb | wc -l) packages unpacked into $DEPS"
 else
