@@ -6,8 +6,10 @@
 // linear layer). Prints a table and writes JSON.
 //
 // Usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] [--quick]
-//                      [--kv bf16|fp8] [--budget-s S] [--profile]
-// --profile: only 23 batch-1 decode steps of the first layout (graph replays), to run under nsys.
+//                      [--kv bf16|fp8] [--budget-s S] [--profile] [--profile-prefill N]
+// --profile: only 23 batch-1 decode steps of the first layout (graph replays); the CUDA profiler
+// range (cudaProfilerStart/Stop, for `ncu --profile-from-start off` or nsys) covers 2 of them.
+// --profile-prefill N: one warm-up and one profiled N-token prefill of the first layout.
 // Decode steps are timed on the host around GpuModel::step (graph replay + greedy GPU sampling +
 // the host round trip), i.e. what a user sees per token; median over the timed steps.
 #include <algorithm>
@@ -18,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <cuda_profiler_api.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
@@ -37,7 +41,7 @@ double median(std::vector<double> v) {
 }
 
 struct Ceilings {
-  double copy_gbs = 0, bf16_tflops = 0, fp8_tflops = 0;
+  double copy_gbs = 0, bf16_tflops = 0, fp8_tflops = 0, fp8_fast_tflops = 0;
 };
 
 // Device-to-device copy of 2 GiB (read + write counted), median of 10.
@@ -59,8 +63,9 @@ double copy_bandwidth(cudaStream_t s) {
   return 2.0 * double(n) / median(t) / 1e9;
 }
 
-// 8192³ GEMM through linear_forward (cuBLASLt at this M) in `scheme`.
-double gemm_tflops(DummyLayout layout, cudaStream_t s) {
+// 8192³ GEMM through linear_forward (cuBLASLt at this M) in `layout`; fast: LinearPath::AutoFast
+// (FP8 with the tensor cores' own accumulation, what the model's prefill runs).
+double gemm_tflops(DummyLayout layout, cudaStream_t s, bool fast = false) {
   const int64_t n = 8192;
   auto q = std::make_shared<QuantInfo>();
   MatrixRef shape{DType::BF16, nullptr, n, n, nullptr};
@@ -81,7 +86,7 @@ double gemm_tflops(DummyLayout layout, cudaStream_t s) {
   Event e0, e1;
   for (int i = 0; i < 13; ++i) {
     e0.record(s);
-    linear_forward(w, x, n, y, ws, s, LinearPath::LargeM);
+    linear_forward(w, x, n, y, ws, s, fast ? LinearPath::AutoFast : LinearPath::LargeM);
     e1.record(s);
     if (i >= 3) t.push_back(e1.ms_since(e0) * 1e-3);
   }
@@ -126,6 +131,7 @@ struct Runner {
   KvDtype kv;
   double budget_end;
   clk::time_point t_start;
+  bool profile_range = false;  // wrap 2 decode steps / the last prefill in cudaProfilerStart/Stop
 
   bool time_left() const { return seconds_since(t_start) < budget_end; }
 
@@ -158,9 +164,11 @@ struct Runner {
         st[size_t(b)].slot = slots[size_t(b)];
         st[size_t(b)].sample = &greedy;
       }
+      if (profile_range && i == 3) GDN_CUDA_CHECK(cudaProfilerStart());
       const auto t0 = clk::now();
       const StepOutput o = model.step(st, *cache);
       if (i >= 3) t.push_back(seconds_since(t0));
+      if (profile_range && i == 4) GDN_CUDA_CHECK(cudaProfilerStop());
       for (int b = 0; b < batch; ++b) toks[size_t(b)] = o.sampled[size_t(b)];
     }
     return median(t);
@@ -179,6 +187,7 @@ struct Runner {
     std::vector<double> t;
     for (int r = 0; r < reps + 1; ++r) {
       cache->reset_slot(slot, model.stream());
+      if (profile_range && r == reps) GDN_CUDA_CHECK(cudaProfilerStart());
       const auto t0 = clk::now();
       for (int64_t p = 0; p < n; p += model.options().max_tokens) {
         SeqStep st;
@@ -191,6 +200,7 @@ struct Runner {
         model.step(std::span<const SeqStep>(&st, 1), *cache);
       }
       if (r >= 1) t.push_back(seconds_since(t0));
+      if (profile_range && r == reps) GDN_CUDA_CHECK(cudaProfilerStop());
     }
     return median(t);
   }
@@ -201,6 +211,7 @@ struct Runner {
 int main(int argc, char** argv) {
   std::string layouts_arg = "fp8,nvfp4,bf16,fp8-block", out_path, gpu_override, kv_arg = "bf16";
   bool quick = false, profile = false;
+  int64_t profile_prefill = 0;
   double budget = 480;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -211,6 +222,7 @@ int main(int argc, char** argv) {
     else if (a == "--budget-s" && i + 1 < argc) budget = std::atof(argv[++i]);
     else if (a == "--quick") quick = true;
     else if (a == "--profile") profile = true;  // only batch-1 decode steps of the first layout (for nsys/ncu)
+    else if (a == "--profile-prefill" && i + 1 < argc) profile_prefill = std::atoll(argv[++i]);
     else {
       std::fprintf(stderr, "usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] "
                            "[--kv bf16|fp8] [--quick] [--budget-s S]\n");
@@ -226,31 +238,39 @@ int main(int argc, char** argv) {
 
   Stream s;
   const Qwen35Config cfg = qwen35_27b_config();
-  if (profile) {
+  if (profile || profile_prefill > 0) {
     const std::string first = layouts_arg.substr(0, layouts_arg.find(','));
     GpuModelOptions o;
-    o.max_tokens = 256;
+    o.max_tokens = profile_prefill > 0 ? int(profile_prefill) : 256;
     o.max_seqs = 1;
-    o.max_context = 4096;
+    o.max_context = profile_prefill > 0 ? profile_prefill + 128 : 4096;
     GpuModel model(cfg, random_weights(cfg, parse_dummy_layout(first), s), o);
-    Runner run{model, kv_arg == "fp8" ? KvDtype::Fp8E4m3 : KvDtype::Bf16, 1e9, clk::now()};
-    const double t = run.decode(1, 1024, 20);
-    std::printf("[profile] %s batch-1 decode at context 1024: %.3f ms per step\n", first.c_str(), t * 1e3);
+    Runner run{model, kv_arg == "fp8" ? KvDtype::Fp8E4m3 : KvDtype::Bf16, 1e9, clk::now(), true};
+    if (profile_prefill > 0) {
+      const double t = run.prefill(profile_prefill, 1);
+      std::printf("[profile] %s %lld-token prefill: %.1f ms\n", first.c_str(), (long long)profile_prefill, t * 1e3);
+    } else {
+      const double t = run.decode(1, 1024, 20);
+      std::printf("[profile] %s batch-1 decode at context 1024: %.3f ms per step\n", first.c_str(), t * 1e3);
+    }
     return 0;
   }
   Ceilings ceil;
   ceil.copy_gbs = copy_bandwidth(s);
   ceil.bf16_tflops = gemm_tflops(DummyLayout::Bf16, s);
   ceil.fp8_tflops = gemm_tflops(DummyLayout::Fp8PerChannel, s);
-  std::printf("ceilings (%s): copy %.0f GB/s, cuBLASLt BF16 8192^3 %.0f TFLOP/s, cuBLASLt FP8 8192^3 %.0f TFLOP/s\n",
-              dev.name.c_str(), ceil.copy_gbs, ceil.bf16_tflops, ceil.fp8_tflops);
+  ceil.fp8_fast_tflops = gemm_tflops(DummyLayout::Fp8PerChannel, s, true);
+  std::printf("ceilings (%s): copy %.0f GB/s, cuBLASLt BF16 8192^3 %.0f TFLOP/s, cuBLASLt FP8 8192^3 %.0f TFLOP/s "
+              "(fast accumulation %.0f)\n",
+              dev.name.c_str(), ceil.copy_gbs, ceil.bf16_tflops, ceil.fp8_tflops, ceil.fp8_fast_tflops);
 
   nlohmann::ordered_json J;
   J["gpu"] = dev.name;
   J["benchmark"] = "bench_forward: Qwen3.5-27B config, random weights (--load-format dummy)";
   J["kv_cache"] = kv_arg;
   J["ceilings"] = {{"copy_GBps", ceil.copy_gbs}, {"cublaslt_bf16_8192_TFLOPs", ceil.bf16_tflops},
-                   {"cublaslt_fp8_8192_TFLOPs", ceil.fp8_tflops}};
+                   {"cublaslt_fp8_8192_TFLOPs", ceil.fp8_tflops},
+                   {"cublaslt_fp8_fast_accum_8192_TFLOPs", ceil.fp8_fast_tflops}};
   J["layouts"] = nlohmann::ordered_json::array();
 
   std::vector<std::string> layouts;
@@ -282,7 +302,11 @@ int main(int argc, char** argv) {
       size_t free_b = 0, total_b = 0;
       GDN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
       Costs costs{cfg, stream_bytes, linear_params(cfg)};
-      const double peak = layout == DummyLayout::Bf16 ? ceil.bf16_tflops : ceil.fp8_tflops;
+      // The GEMM rate each layout's prefill can reach: BF16 (NVFP4's large-M path dequantizes to
+      // BF16), FP8 per-channel with fast accumulation, FP8 block-128 with cuBLASLt's promotion.
+      const double peak = layout == DummyLayout::Bf16 || layout == DummyLayout::Nvfp4 ? ceil.bf16_tflops
+                          : layout == DummyLayout::Fp8PerChannel                    ? ceil.fp8_fast_tflops
+                                                                                   : ceil.fp8_tflops;
       std::printf("\n[%s] weights %.2f GB on the GPU (generated in %.2f s), %.2f GB streamed per decode step; "
                   "activations %.2f GB (measured peak %.2f GB); %.2f GB free for KV + states\n",
                   name.c_str(), wbytes / 1e9, load_s, stream_bytes / 1e9, model.activation_bytes() / 1e9,

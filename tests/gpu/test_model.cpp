@@ -50,7 +50,7 @@ struct Pair {
 };
 
 Pair load_pair(const std::string& dir, cuda::KvDtype kv = cuda::KvDtype::Bf16, int max_tokens = 512,
-               bool graphs = true, ActivationMode mode = ActivationMode::Declared) {
+               bool graphs = true, ActivationMode mode = ActivationMode::Declared, bool fuse_act_quant = true) {
   Pair p;
   p.cpu = Qwen35Model::load(fixture(dir), mode);
   cudaStream_t s;
@@ -63,6 +63,7 @@ Pair load_pair(const std::string& dir, cuda::KvDtype kv = cuda::KvDtype::Bf16, i
   o.max_context = 2048;
   o.max_logit_rows = max_tokens;
   o.use_graphs = graphs;
+  o.fuse_act_quant = fuse_act_quant;
   p.gpu = std::make_unique<GpuModel>(p.cpu->config(), std::move(w), o);
   p.cache = p.gpu->make_cache(kv, 8, 0, 200);
   return p;
@@ -275,6 +276,19 @@ TEST(GpuModel, GraphEqualsEager) {
   const auto graph = gpu_logits(p, ids, {20, 1}, true);
   ASSERT_EQ(eager.size(), graph.size());
   EXPECT_EQ(0, std::memcmp(eager.data(), graph.data(), eager.size() * 4)) << "graph replay differs from eager";
+}
+
+// The norms / SwiGLU / gated norm quantizing the next linear's input themselves (fuse_act_quant)
+// == the linears' own pre-kernel, bit for bit, on the FP8 W8A8 per-token fixture (chunks ≤ 64
+// tokens: the small-M kernels, whose sums do not depend on the activation row stride).
+TEST(GpuModel, FusedActQuantEqualsPreKernel) {
+  Pair fused = load_pair("quant/ct-fp8-dynamic");
+  Pair sep = load_pair("quant/ct-fp8-dynamic", cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, false);
+  const int64_t V = fused.cpu->config().vocab_size;
+  const auto ids = prompt_ids(60, V, 5);
+  const auto a = gpu_logits(fused, ids, {37, 1}), b = gpu_logits(sep, ids, {37, 1});
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "fused activation quantization changes the logits";
 }
 
 // Three sequences in one step (a prefill chunk, a decode token, another chunk) == each alone.

@@ -8,15 +8,22 @@
 //    float); bf16 output within 1 ulp of bf16(reference).
 //  * swiglu: bf16 output within 1 ulp of bf16(reference) (expf vs std::exp: ≤ 2 ulp in fp32 can
 //    move the bf16 rounding by one step).
+//  * the FP8 per-token output of add_rmsnorm, swiglu and gdn_gated_rmsnorm (Fp8TokenActs, for the
+//    next linear): code · scale equals kernels/cpu quantize_activations of the op's BF16 output
+//    exactly, zero padding to kpad; and the fused-only run (no BF16 output) gives the same bytes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "gpu_test_util.h"
+#include "core/quant_codecs.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/quant.h"
+#include "kernels/cuda/deltanet_cuda.h"
 #include "kernels/cuda/ops_cuda.h"
 
 namespace gdn::test {
@@ -185,6 +192,99 @@ TEST(OpsSwiglu, Shapes) {
   check_swiglu(13, 17408);
   check_swiglu(5, 1001);
   check_swiglu(2, 3);
+}
+
+// ---- FP8 per-token outputs of the producers --------------------------------------------------
+
+// run(out_bf16, q) launches the producer for T rows of `cols` values. Checks q against the CPU
+// quantizer applied to the BF16 output, then (when fusable) that the run without BF16 output writes
+// the same codes and scales.
+template <typename Run>
+void check_fp8_out(GpuCtx& g, int T, int64_t cols, bool fusable, Run&& run) {
+  SCOPED_TRACE("T " + std::to_string(T) + " cols " + std::to_string(cols));
+  const int64_t kpad = (cols + 127) / 128 * 128 + 128, ld = kpad + 16;  // padding to check, ld ≠ kpad
+  auto* bf = g.arena.allocate_n<__nv_bfloat16>(size_t(T * cols));
+  auto* codes = g.arena.allocate_n<uint8_t>(size_t(T * ld));
+  auto* codes2 = g.arena.allocate_n<uint8_t>(size_t(T * ld));
+  auto* sc = g.arena.allocate_n<float>(size_t(T));
+  auto* sc2 = g.arena.allocate_n<float>(size_t(T));
+  GDN_CUDA_CHECK(cudaMemsetAsync(codes, 0x5A, size_t(T * ld), g.stream));
+  GDN_CUDA_CHECK(cudaMemsetAsync(codes2, 0x5A, size_t(T * ld), g.stream));
+  run(bf, cuda::Fp8TokenActs{codes, sc, ld, kpad});
+  const auto b = to_host(g, reinterpret_cast<const uint16_t*>(bf), size_t(T * cols));
+  const auto c = to_host(g, codes, size_t(T * ld));
+  const auto s = to_host(g, sc, size_t(T));
+  std::vector<float> x(b.size()), ref(b.size());
+  for (size_t i = 0; i < b.size(); ++i) x[i] = bf16_to_float(b[i]);
+  QuantInfo qi;
+  qi.scheme = {WeightFormat::Fp8PerChannel, ActQuant::Fp8PerToken};
+  quantize_activations(qi, x.data(), T, cols, ref.data());
+  const auto& e4m3 = fp8_e4m3_table();
+  int64_t bad = 0;
+  for (int t = 0; t < T; ++t)
+    for (int64_t k = 0; k < kpad; ++k) {
+      const uint8_t code = c[size_t(t * ld + k)];
+      const bool ok = k < cols ? e4m3[code] * s[size_t(t)] == ref[size_t(t * cols + k)] : code == 0;
+      if (!ok && bad++ < 3)
+        ADD_FAILURE() << "row " << t << " col " << k << ": code " << int(code) << " × " << s[size_t(t)] << " vs "
+                      << (k < cols ? ref[size_t(t * cols + k)] : 0.f);
+    }
+  EXPECT_EQ(bad, 0);
+  if (!fusable) return;
+  run(nullptr, cuda::Fp8TokenActs{codes2, sc2, ld, kpad});
+  const auto c2 = to_host(g, codes2, size_t(T * ld));
+  const auto s2 = to_host(g, sc2, size_t(T));
+  for (int t = 0; t < T; ++t) {
+    EXPECT_EQ(s2[size_t(t)], s[size_t(t)]) << "row " << t;
+    EXPECT_EQ(0, std::memcmp(c2.data() + t * ld, c.data() + t * ld, size_t(kpad))) << "row " << t;
+  }
+}
+
+TEST(OpsFp8Out, AddRmsnorm) {
+  for (auto [T, H] : {std::pair{1, 5120}, {7, 5120}, {3, 1001}, {2, 64}}) {
+    std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
+    for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
+    for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
+    GpuCtx g(res.size() * 24 + (size_t(16) << 20));
+    float* dres = to_device(g, res);
+    const float* dd = to_device(g, delta);
+    const float* dw = to_device(g, w);
+    float* dres0 = to_device(g, res);
+    check_fp8_out(g, T, H, cuda::fp8_row_fusable(H) && H % 4 == 0, [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
+      GDN_CUDA_CHECK(cudaMemcpyAsync(dres, dres0, res.size() * 4, cudaMemcpyDeviceToDevice, g.stream));
+      cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, q);
+    });
+  }
+}
+
+TEST(OpsFp8Out, Swiglu) {
+  for (auto [T, I] : {std::pair{1, 17408}, {5, 17408}, {3, 1001}, {2, 36}}) {
+    std::vector<float> gu(size_t(T) * 2 * I);
+    for (size_t i = 0; i < gu.size(); ++i) gu[i] = unit_float(mix64(i + 5)) * 6.f;
+    GpuCtx g(gu.size() * 4 + size_t(T) * I * 8 + (size_t(16) << 20));
+    const float* dgu = to_device(g, gu);
+    check_fp8_out(g, T, I, cuda::fp8_row_fusable(I), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
+      cuda::swiglu(dgu, T, I, bf, g.stream, q);
+    });
+  }
+}
+
+TEST(OpsFp8Out, GatedRmsnorm) {
+  cuda::GdnDims d27{16, 48, 128, 128, 4, 1e-6f}, small{2, 4, 32, 24, 4, 1e-6f};
+  for (const cuda::GdnDims& d : {d27, small}) {
+    for (int T : {1, 6}) {
+      const int64_t VD = int64_t(d.value_heads) * d.value_dim, zld = VD + 8;
+      std::vector<float> o(size_t(T * VD)), z(size_t(T * zld)), w(size_t(d.value_dim));
+      for (size_t i = 0; i < o.size(); ++i) o[i] = unit_float(mix64(i + 3)) * 2.f;
+      for (size_t i = 0; i < z.size(); ++i) z[i] = unit_float(mix64(i + 31)) * 3.f;
+      for (size_t i = 0; i < w.size(); ++i) w[i] = 1.f + unit_float(mix64(i + 61)) * 0.3f;
+      GpuCtx g((o.size() + z.size()) * 4 + size_t(T * VD) * 8 + (size_t(16) << 20));
+      const float *dout = to_device(g, o), *dz = to_device(g, z), *dw = to_device(g, w);
+      check_fp8_out(g, T, VD, cuda::gdn_gated_rmsnorm_fusable(d), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
+        cuda::gdn_gated_rmsnorm(d, dout, dz, zld, dw, T, bf, g.stream, q);
+      });
+    }
+  }
 }
 
 TEST(OpsPerf, Shapes27B) {

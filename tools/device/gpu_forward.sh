@@ -9,7 +9,8 @@
 #   here:   the .debs listed in tools/device/gpu_linear.sh, downloaded into .deps/debs
 #   device: run(command="bash tools/device/gpu_forward.sh", carry=[".deps/debs"])
 #
-# Knobs: GDN_TIME_BUDGET (seconds, default 570), GDN_STAGES (default "build tests sanitize cli bench"),
+# Knobs: GDN_TIME_BUDGET (seconds, default 570), GDN_STAGES (default "build tests sanitize cli bench torch";
+# also "profile": per-kernel ncu times of GDN_PROFILES, default "fp8:decode fp8:prefill:8192"),
 # GDN_TEST_FILTER (gtest filter), GDN_BENCH_ARGS (extra bench_forward flags, e.g. "--layouts fp8 --quick").
 set -euo pipefail
 
@@ -97,6 +98,16 @@ if has_stage bench; then
   mkdir -p bench/results && cp -f "$OUT/forward-$GPU.json" "bench/results/forward-$GPU.json" 2>/dev/null || true
 fi
 
+if has_stage profile && (( $(left) > 90 )); then
+  # Kernel-by-kernel GPU time of a decode step and a prefill (tools/device/profile_step.sh, ncu).
+  t0=$SECONDS
+  set +e
+  GDN_NO_BUILD=1 PROFILES="${GDN_PROFILES:-fp8:decode fp8:prefill:8192}" timeout -k 5 "$(( $(left) - 30 ))" \
+    bash tools/device/profile_step.sh >"$OUT/profile.log" 2>&1
+  note "profile: rc=$? in $((SECONDS - t0)) s"
+  set -e
+fi
+
 if has_stage torch && (( $(left) > 60 )); then
   # PyTorch/transformers on the same shapes, same machine, same call (tools/bench/torch_reference.py).
   t0=$SECONDS
@@ -112,5 +123,6 @@ echo "================ summary ================"
 cat "$SUMMARY"
 [[ -s /tmp/gdn_failures.txt ]] && { echo "--- first failures"; head -60 /tmp/gdn_failures.txt; }
 [[ -f "$OUT/bench.log" ]] && { echo "--- bench"; cat "$OUT/bench.log" | head -80; }
+[[ -f "$OUT/profile.log" ]] && { echo "--- profile"; grep -v '^==PROF==' "$OUT/profile.log" | head -90; }
 [[ -f "$OUT/torch.log" ]] && { echo "--- torch reference"; grep -E 'extrapolated|decode batch 1|prefill +[0-9]|floor|copy_' "$OUT/torch.log" | head -12; }
 echo "total $SECONDS s"

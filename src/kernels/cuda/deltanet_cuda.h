@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/step_meta.h"
 
 namespace gdn::cuda {
@@ -53,8 +54,10 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
 
 // y = rmsnorm(o) · w · silu(z) per value head (DV elements, eps = d.norm_eps), as
 // kernels/cpu/elementwise rmsnorm_gated; o [T, HV·DV] fp32; z row t = z + t·z_ld; w [DV].
-// y: bf16 [T, HV·DV] (the out_proj input).
+// y: bf16 [T, HV·DV] (the out_proj input). q (optional): the same values quantized per token for
+// out_proj (ops_cuda.h add_rmsnorm); y may then be null when gdn_gated_rmsnorm_fusable(d).
 void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream);
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q = {});
+bool gdn_gated_rmsnorm_fusable(const GdnDims& d);
 
 }  // namespace gdn::cuda

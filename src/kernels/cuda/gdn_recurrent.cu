@@ -13,7 +13,10 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/deltanet_cuda.h"
+#include "kernels/cuda/act_fp8.cuh"
 #include "kernels/cuda/gdn_internal.h"
+#include "kernels/cuda/launch_pdl.h"
+#include "kernels/cuda/linear_internal.h"
 
 namespace gdn::cuda {
 namespace detail {
@@ -117,22 +120,82 @@ __global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams 
   }
 }
 
-// One warp per (token, value head) group of DV: y = w · (o · rsqrt(mean(o²) + eps)) · silu(z).
+// y = w · (o · rsqrt(mean(o²) + eps)) · silu(z) over one value head's DV values, by one warp: the
+// scale, then element i. Shared by both kernels below so their values are the same floats.
+__device__ __forceinline__ float gated_norm_inv(const float* orow, int DV, float eps, int lane) {
+  float ss = 0.f;
+  for (int i = lane; i < DV; i += 32) ss += orow[i] * orow[i];
+  ss = gdn_warp_sum(ss);
+  return 1.f / sqrtf(ss / float(DV) + eps);
+}
+__device__ __forceinline__ float gated_norm_value(const float* orow, const float* zrow, const float* w, float inv,
+                                                  int i) {
+  return w[i] * (orow[i] * inv) * gdn_silu(zrow[i]);
+}
+
+// One warp per (token, value head) group of DV.
 constexpr int kNormWarps = 8;
 __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const float* z, int64_t z_ld,
                                                                             const float* w, int rows, int HV, int DV,
                                                                             float eps, __nv_bfloat16* y) {
+  griddep_wait();
+  griddep_launch_dependents();
   const int r = blockIdx.x * kNormWarps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (r >= rows) return;
   const int t = r / HV, h = r % HV;
   const float* orow = o + int64_t(r) * DV;
   const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
   __nv_bfloat16* yrow = y + int64_t(r) * DV;
-  float ss = 0.f;
-  for (int i = lane; i < DV; i += 32) ss += orow[i] * orow[i];
-  ss = gdn_warp_sum(ss);
-  const float inv = 1.f / sqrtf(ss / float(DV) + eps);
-  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(w[i] * (orow[i] * inv) * gdn_silu(zrow[i]));
+  const float inv = gated_norm_inv(orow, DV, eps, lane);
+  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(gated_norm_value(orow, zrow, w, inv, i));
+}
+
+// The same, one CTA per token, the row's BF16 values also quantized per token for out_proj
+// (act_fp8.cuh numerics). Warp wp owns heads wp, wp + kQWarps, ...; lane holds element
+// lane + 32·k of each: HV ≤ kQWarps·kQHeads, DV ≤ 32·kQPerLane.
+constexpr int kQWarps = 16, kQHeads = 4, kQPerLane = 4;
+__global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(const float* o, const float* z, int64_t z_ld,
+                                                                             const float* w, int HV, int DV, float eps,
+                                                                             __nv_bfloat16* y, uint8_t* codes,
+                                                                             float* scales, int64_t ld, int64_t kpad) {
+  __shared__ float qmax[32];
+  griddep_wait();
+  griddep_launch_dependents();
+  const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float v[kQHeads][kQPerLane];
+  float amax = 0.f;
+#pragma unroll
+  for (int hh = 0; hh < kQHeads; ++hh) {
+    const int h = wp + hh * kQWarps;
+    if (h >= HV) break;
+    const float* orow = o + (int64_t(t) * HV + h) * DV;
+    const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
+    const float inv = gated_norm_inv(orow, DV, eps, lane);
+#pragma unroll
+    for (int k = 0; k < kQPerLane; ++k) {
+      const int i = lane + 32 * k;
+      if (i >= DV) break;
+      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, w, inv, i));
+      if (y) y[(int64_t(t) * HV + h) * DV + i] = b;
+      v[hh][k] = __bfloat162float(b);
+      amax = fmaxf(amax, fabsf(v[hh][k]));
+    }
+  }
+  const float s = fp8_token_scale(cta_max(amax, qmax));
+  uint8_t* r = codes + int64_t(t) * ld;
+#pragma unroll
+  for (int hh = 0; hh < kQHeads; ++hh) {
+    const int h = wp + hh * kQWarps;
+    if (h >= HV) break;
+#pragma unroll
+    for (int k = 0; k < kQPerLane; ++k) {
+      const int i = lane + 32 * k;
+      if (i >= DV) break;
+      r[h * DV + i] = uint8_t(f32_to_e4m3(v[hh][k] / s));
+    }
+  }
+  for (int64_t b = int64_t(HV) * DV + threadIdx.x; b < kpad; b += blockDim.x) r[b] = 0;
+  if (threadIdx.x == 0) scales[t] = s;
 }
 
 }  // namespace
@@ -182,12 +245,30 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
 }
 
 void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream) {
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q) {
   if (T <= 0) return;
+  const int64_t cols = d.value_dim * d.value_heads;
+  if (q && (q.ld % 16 || q.kpad < cols || q.ld < q.kpad || !q.scales))
+    throw CudaError("gdn_gated_rmsnorm: FP8 output of " + std::to_string(cols) + " columns into kpad " +
+                    std::to_string(q.kpad) + ", ld " + std::to_string(q.ld));
+  if (q && gdn_gated_rmsnorm_fusable(d)) {
+    detail::launch_pdl(detail::gdn_gated_rmsnorm_fp8_kernel, dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
+                       true, o, z, z_ld, w, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes,
+                       q.scales, q.ld, q.kpad);
+    GDN_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  if (!y) throw CudaError("gdn_gated_rmsnorm: no BF16 output");
   const int rows = T * d.value_heads;
-  detail::gdn_gated_rmsnorm_kernel<<<(rows + detail::kNormWarps - 1) / detail::kNormWarps, detail::kNormWarps * 32, 0,
-                                     stream>>>(o, z, z_ld, w, rows, d.value_heads, d.value_dim, d.norm_eps, y);
+  detail::launch_pdl(detail::gdn_gated_rmsnorm_kernel, dim3(unsigned((rows + detail::kNormWarps - 1) / detail::kNormWarps)),
+                     dim3(detail::kNormWarps * 32), 0, stream, true, o, z, z_ld, w, rows, int(d.value_heads),
+                     int(d.value_dim), float(d.norm_eps), y);
   GDN_CUDA_CHECK_LAUNCH();
+  if (q) detail::launch_act_fp8_token(y, T, cols, q.codes, q.scales, T, q.ld, stream, true);
+}
+
+bool gdn_gated_rmsnorm_fusable(const GdnDims& d) {
+  return d.value_heads <= detail::kQWarps * detail::kQHeads && d.value_dim <= 32 * detail::kQPerLane;
 }
 
 }  // namespace gdn::cuda

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/act_fp8.cuh"
 #include "kernels/cuda/fp_codecs.cuh"
 #include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/linear_internal.h"
@@ -20,18 +21,6 @@
 namespace gdn::cuda::detail {
 
 namespace {
-
-__device__ __forceinline__ float block_max(float v, float* smem) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  v = lane < nw ? smem[lane] : 0.f;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 __global__ void act_copy_kernel(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t ldo) {
   griddep_wait();
@@ -66,9 +55,8 @@ __global__ void __launch_bounds__(kTokThreads) act_fp8_token_vec_kernel(const __
       amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
     }
   }
-  amax = block_max(amax, smem);
-  // == std::max(amax / 448.f, 1.f / (448.f * 512.f)) in quant.cpp (vLLM's minimum scaling factor).
-  const float s = fmaxf(amax / 448.f, 1.f / (448.f * 512.f));
+  amax = cta_max(amax, smem);
+  const float s = fp8_token_scale(amax);  // == quant.cpp's per-token scale
 #pragma unroll
   for (int j = 0; j < kTokVec; ++j) {
     const int64_t q = threadIdx.x + int64_t(j) * kTokThreads;
@@ -104,9 +92,8 @@ __global__ void act_fp8_token_kernel(const __nv_bfloat16* x, int64_t M, int64_t 
   const __nv_bfloat16* xr = x + m * K;
   float amax = 0.f;
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) amax = fmaxf(amax, fabsf(__bfloat162float(xr[k])));
-  amax = block_max(amax, smem);
-  // == std::max(amax / 448.f, 1.f / (448.f * 512.f)) in quant.cpp (vLLM's minimum scaling factor).
-  const float s = fmaxf(amax / 448.f, 1.f / (448.f * 512.f));
+  amax = cta_max(amax, smem);
+  const float s = fp8_token_scale(amax);  // == quant.cpp's per-token scale
   for (int64_t q = threadIdx.x; q < ldo / 4; q += blockDim.x) {
     uint32_t packed = 0;
 #pragma unroll

@@ -155,10 +155,11 @@ DeviceLinear upload_fused_linear(std::span<const MatrixRef> parts, DeviceArena& 
 // Device bytes upload_fused_linear(parts) takes.
 size_t device_bytes_for_fused(std::span<const MatrixRef> parts);
 
-// AutoFast: like Auto, but W8A8 FP8 at M ≤ 16 may use the native FP8 tensor-core decode kernel
-// (wgmma, linear_wgmma.cu; ~1.1–1.4× faster) whose FP8 accumulation is ~2.5e-4 relative off the
-// reference — the same precision as cuBLASLt's FP8 GEMMs on the large-M path. The GPU model uses it;
-// GDN_FP8_WGMMA=0 turns it off everywhere.
+// AutoFast: like Auto, but W8A8 FP8 at M ≤ 64 may use the native FP8 tensor-core decode kernel
+// (wgmma, linear_wgmma.cu) whose FP8 accumulation is ~2.5e-4 relative off the reference — the same
+// precision as cuBLASLt's FP8 GEMMs — and larger M runs cuBLASLt's FP8 GEMM with fast accumulation
+// (the tensor cores' own accumulator over the whole K, as vLLM does). The GPU model uses it;
+// GDN_FP8_WGMMA=0 / GDN_LT_FAST_ACCUM=0 turn the two off.
 enum class LinearPath { Auto, SmallM, LargeM, AutoFast };
 
 // M up to which Auto takes the small-M kernel for this weight.
@@ -175,10 +176,29 @@ struct LinearWorkspace {
 size_t linear_workspace_bytes(const DeviceLinear& w, int64_t max_m);
 void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream);
 
+// Activations already quantized per token to FP8 E4M3 (ActQuant::Fp8PerToken) by the op that
+// produced them (ops_cuda.h: add_rmsnorm, swiglu, gdn_gated_rmsnorm), with linear_forward's own
+// numerics: codes [M][ld] of bf16(x) / s, zero in [K, kpad); scales s [M].
+struct Fp8TokenActs {
+  uint8_t* codes = nullptr;
+  float* scales = nullptr;
+  int64_t ld = 0;    // bytes per row: a multiple of 16, ≥ kpad
+  int64_t kpad = 0;  // the consumer's cols_pad
+  explicit operator bool() const { return codes != nullptr; }
+};
+
 // y[M, N] (fp32, row-major) = quantize_activations(x[M, K] bf16, row-major) · dequant(W)ᵀ.
 // x and y must be 16-byte aligned. Throws CudaError on a CUDA/cuBLASLt failure or a workspace too
 // small for M.
 void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
                     cudaStream_t stream, LinearPath path = LinearPath::Auto);
+// The same for x already quantized (w: FP8 weights with ActQuant::Fp8PerToken; x.kpad ==
+// w.cols_pad): identical results to linear_forward on the BF16 values the codes came from.
+void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path = LinearPath::Auto);
+// Whether w takes per-token FP8 activations (the producers can then quantize for it).
+inline bool takes_fp8_token_acts(const DeviceLinear& w) {
+  return w.kind == DeviceWeightKind::Fp8 && w.scheme.act == ActQuant::Fp8PerToken;
+}
 
 }  // namespace gdn::cuda

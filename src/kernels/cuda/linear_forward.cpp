@@ -42,7 +42,7 @@ WsLayout ws_layout(const DeviceLinear& w, int64_t max_m) {
   L.sx_tail = take(size_t((w.cols_pad / 128 + 1) * 4 * 4));
   size_t part = 0;
   for (int m : {8, 16, 32, 64}) part = std::max(part, small_m_partial_bytes(w, int(std::min<int64_t>(m, m4))));
-  for (int m : {8, 16}) part = std::max(part, fp8_wgmma_partial_bytes(w, int(std::min<int64_t>(m, m4))));
+  for (int m : {8, 16, 32, 64}) part = std::max(part, fp8_wgmma_partial_bytes(w, int(std::min<int64_t>(m, m4))));
   L.partial = take(part);
   L.dequant = take(w.kind == DeviceWeightKind::Nvfp4 ? size_t(dequant_slice_rows(w) * w.cols_pad * 2) : 0);
   L.lt = take(kLtWorkspaceBytes);
@@ -106,6 +106,27 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
   }
 }
 
+// FP8 per-channel weights × per-token FP8 activations at large M: cuBLASLt with OUTER_VEC scales.
+void run_large_fp8_token(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
+                         cudaStream_t stream, bool fast) {
+  LtProblem p;
+  p.type = LtType::Fp8;
+  p.scale = LtScale::OuterVec;
+  p.fast_accum = fast;  // AutoFast callers accept the tensor cores' own FP8 accumulation
+  p.n = w.rows;
+  p.m = M;
+  p.k = w.cols_pad;
+  p.a = w.weight;
+  p.lda = w.cols_pad;
+  p.b = a.x;
+  p.ldb = a.ldx;
+  p.d = y;
+  p.ldd = w.rows;
+  p.a_scale = w.scales;
+  p.b_scale = a.sx;
+  if (!lt_matmul(p, base + L.lt, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
+}
+
 }  // namespace
 
 int64_t small_m_limit(const DeviceLinear& w) {
@@ -127,6 +148,21 @@ int64_t small_m_limit(const DeviceLinear& w) {
   return kMaxSliceTokens;
 }
 
+namespace {
+
+// AutoFast: W8A8 FP8 per-channel takes the native FP8 wgmma kernel up to its 64 tokens (H100, 27B
+// shapes, tests/gpu/test_linear_wgmma.cpp timings: 60-73% of the copy bandwidth at M = 64 where
+// cuBLASLt streams 55-60%). Block-128 stays at 16: its per-group scales make wgmma slower than
+// cuBLASLt above that. GDN_SMALL_M_LIMIT still overrides.
+int64_t auto_small_limit(const DeviceLinear& w, bool fast) {
+  if (fast && std::getenv("GDN_SMALL_M_LIMIT") == nullptr && small_fmt(w) == SmFmt::Fp8Fp8 &&
+      w.scheme.weight == WeightFormat::Fp8PerChannel && fp8_wgmma_applies(w, 1, true))
+    return kFp8WgmmaMaxTokens;
+  return small_m_limit(w);
+}
+
+}  // namespace
+
 size_t linear_workspace_bytes(const DeviceLinear& w, int64_t max_m) { return ws_layout(w, max_m).total; }
 
 void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream) {
@@ -143,7 +179,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
   char* base = static_cast<char*>(ws.ptr);
   const bool fast = path == LinearPath::AutoFast;
   if (fast) path = LinearPath::Auto;
-  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= small_m_limit(w));
+  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= auto_small_limit(w, fast));
   const bool pdl = pdl_enabled();
   const int64_t K = w.cols, Kp = w.cols_pad, m4 = round_up(M, 4);
   const ActQuant act = w.scheme.act;
@@ -212,17 +248,13 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       return;
     case DeviceWeightKind::Fp8: {
       if (act == ActQuant::None) return run_small(w, a, 0, M, y, base, L, stream, fast);  // no FP8×BF16 in cuBLASLt
+      if (act == ActQuant::Fp8PerToken) return run_large_fp8_token(w, a, M, y, base, L, stream, fast);
       p.type = LtType::Fp8;
       p.k = Kp;
       p.a = w.weight;
       p.lda = Kp;
       p.a_scale = w.scales;
       p.b_scale = a.sx;
-      if (act == ActQuant::Fp8PerToken) {
-        p.scale = LtScale::OuterVec;
-        if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
-        return;
-      }
       p.scale = LtScale::Blk128Vec128;
       p.m = lt_tokens;
       const bool ok = lt_tokens > 0 && lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
@@ -272,6 +304,28 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       return;
     }
   }
+}
+
+void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
+  if (!takes_fp8_token_acts(w))
+    throw CudaError("linear_forward: pre-quantized FP8 activations given to a weight that does not take them");
+  if (x.kpad != w.cols_pad || x.ld < x.kpad || x.ld % 16 || !x.scales)
+    throw CudaError("linear_forward: FP8 activations of " + std::to_string(x.kpad) + " columns (ld " +
+                    std::to_string(x.ld) + ") for a weight of " + std::to_string(w.cols_pad) + " padded columns");
+  const WsLayout L = ws_layout(w, M);
+  if (L.total > ws.bytes)
+    throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
+                    " needs " + std::to_string(L.total));
+  char* base = static_cast<char*>(ws.ptr);
+  const bool fast = path == LinearPath::AutoFast;
+  if (fast) path = LinearPath::Auto;
+  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= auto_small_limit(w, fast));
+  Acts a;
+  a.x = x.codes, a.ldx = x.ld, a.elem = 1, a.sx = x.scales;
+  if (small) return run_small(w, a, 0, M, y, base, L, stream, fast);
+  run_large_fp8_token(w, a, M, y, base, L, stream, fast);
 }
 
 }  // namespace gdn::cuda

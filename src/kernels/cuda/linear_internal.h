@@ -83,14 +83,14 @@ size_t small_m_partial_bytes(const DeviceLinear& w, int M);
 void launch_small_m(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl);
 
 // Native FP8 small-M path (linear_wgmma.cu): W8A8 FP8 (SmFmt::Fp8Fp8, per-channel or block-128) at
-// M ≤ 16 with wgmma E4M3 (Hopper has no native FP8 mma.sync). Routed from run_small when
+// M ≤ 64 with wgmma E4M3 (Hopper has no native FP8 mma.sync). Routed from run_small when
 // fp8_wgmma_applies(): for LinearPath::AutoFast callers (the GPU model), else off by default (~2.5e-4 relative error from the FP8 tensor-core accumulation,
 // vs 1e-5 for the exact mma.sync path); GDN_FP8_WGMMA=1 / set_fp8_wgmma_mode(1) opts in,
 // GDN_FP8_WGMMA=0 / set_fp8_wgmma_mode(0) forces launch_small_m.
 // p: as for launch_small_m (w, ldw, wscale, wscale_ld, block_scaled, x, ldx, sx, sx_ld, act_scaled, M,
 // N, partial, counters, y); the K split over 64-row tiles is planned here. partial needs
 // fp8_wgmma_partial_bytes(w, M).
-constexpr int kFp8WgmmaMaxTokens = 16;
+constexpr int kFp8WgmmaMaxTokens = 64;  // one wgmma N = 8, 16, 32 or 64 tokens
 struct Fp8WgmmaPlan {
   int ntok = 8, stages = 4, promote_k32 = 0, rtiles = 0, KG = 0, ksplit = 1, blocks = 0;
 };
@@ -142,6 +142,10 @@ struct LtProblem {
   float alpha = 1.f;
   const float* a_scale = nullptr;  // OuterVec: [n]; Blk128: [⌈n/128⌉][ld multiple of 4]
   const float* b_scale = nullptr;  // OuterVec: [m]; Vec128: [⌈k/128⌉][m]
+  // FP8 only: let the tensor cores accumulate the whole K in their own (reduced-precision) adder
+  // instead of cuBLASLt promoting partial sums to fp32 registers (CUBLASLT_MATMUL_DESC_FAST_ACCUM):
+  // the mode vLLM's FP8 GEMMs run in. GDN_LT_FAST_ACCUM=0|1 overrides it (experiments).
+  bool fast_accum = false;
 };
 // false when cuBLASLt has no algorithm for the problem (cached); throws on a failed launch.
 bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cudaStream_t s);

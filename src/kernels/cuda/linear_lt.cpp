@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -37,7 +39,7 @@ struct CacheEntry {
   bool ok = false;
   cublasLtMatmulAlgo_t algo{};
 };
-using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int>;
+using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int>;
 
 // Descriptor owner (cuBLASLt objects are plain host allocations; creating them per call costs
 // microseconds of host time, invisible under CUDA graphs).
@@ -53,6 +55,15 @@ struct Descs {
     if (op) cublasLtMatmulDescDestroy(op);
   }
 };
+
+// GDN_LT_FAST_ACCUM=0|1 overrides the caller's choice (A/B experiments in one build).
+bool fast_accum_on(bool requested) {
+  static const int env = [] {
+    const char* e = std::getenv("GDN_LT_FAST_ACCUM");
+    return e ? (std::strcmp(e, "0") != 0 ? 1 : 0) : -1;
+  }();
+  return env < 0 ? requested : env == 1;
+}
 
 }  // namespace
 
@@ -73,6 +84,10 @@ bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cuda
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   GDN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
   GDN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  if (p.type == LtType::Fp8 && fast_accum_on(p.fast_accum)) {
+    const int8_t on = 1;
+    GDN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &on, sizeof on));
+  }
   if (p.scale != LtScale::None) {
     const int32_t amode = p.scale == LtScale::OuterVec ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
                                                        : CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
@@ -91,7 +106,7 @@ bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cuda
   GDN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, uint64_t(p.n), uint64_t(p.m), p.ldd));
 
   const Key key{int(p.type), int(p.scale), p.n, p.m, p.k, p.lda, p.ldb, p.ldd, alignment_class(p.a),
-                alignment_class(p.b), alignment_class(p.d)};
+                alignment_class(p.b), alignment_class(p.d), int(p.type == LtType::Fp8 && fast_accum_on(p.fast_accum))};
   CacheEntry e;
   {
     std::lock_guard<std::mutex> lock(mu);

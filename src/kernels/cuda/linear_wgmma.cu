@@ -1,14 +1,14 @@
-// Native FP8 small-M kernel (decode, M ≤ 16) for W8A8 FP8 weights on Hopper: wgmma E4M3 instead of
+// Native FP8 small-M kernel (decode, M ≤ 64) for W8A8 FP8 weights on Hopper: wgmma E4M3 instead of
 // the mma.sync m16n8k32 E4M3 of linear_smallm.cu, which sm_90 has no native instruction for
 // (ptxas lowers it to F8→F16 conversions + 2 HMMA: ~3× the instructions per byte of BF16, and FP8
 // decode streamed at only 58-67% of the copy bandwidth).
 //
 // Layout of the work ("swap AB" as in the mma.sync kernel): weights are wgmma's A operand, 64 rows
-// per tile (M side), tokens are its N = 8 or 16 columns, so D is [64 rows × 8|16 tokens] in fp32
-// registers of one warpgroup. The grid is (row tile × K split); a CTA streams its contiguous range
+// per tile (M side), tokens are its N = 8, 16, 32 or 64 columns, so D is [64 rows × N tokens] in
+// fp32 registers of one warpgroup. The grid is (row tile × K split); a CTA streams its contiguous range
 // of 128-byte K groups:
 //  * one producer warp issues, per K group, a TMA tile load of the weight (64 rows × 128 bytes) and
-//    of the activations (8|16 tokens × 128 bytes; tokens ≥ M and weight rows ≥ rows_pad are zero
+//    of the activations (N tokens × 128 bytes; tokens ≥ M and weight rows ≥ rows_pad are zero
 //    filled by the TMA unit) into a ring of stages, completing on a "full" mbarrier;
 //  * both land with the 128-byte swizzle, the layout wgmma's K-major SW128 descriptor reads (8-row
 //    atoms of 1024 bytes, 16-byte chunks XOR-ed with row % 8); the 4 k32 steps of a group advance the
@@ -124,6 +124,29 @@ __device__ __forceinline__ void wgmma_e4m3<16>(float (&d)[8], uint64_t da, uint6
       : "memory");
 }
 
+template <>
+__device__ __forceinline__ void wgmma_e4m3<32>(float (&d)[16], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %18, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1;\n}"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "l"(da), "l"(db), "r"(accumulate)
+      : "memory");
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3<64>(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %34, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1;\n}"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(accumulate)
+      : "memory");
+}
+
 // d = A · B (scale-d false: d is only written, so no instruction has to define it beforehand).
 template <int NTOK>
 __device__ __forceinline__ void wgmma_e4m3_first(float (&d)[NTOK / 2], uint64_t da, uint64_t db);
@@ -142,6 +165,29 @@ __device__ __forceinline__ void wgmma_e4m3_first<16>(float (&d)[8], uint64_t da,
       "{\n .reg .pred p;\n setp.ne.b32 p, 0, 0;\n"
       " wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7}, %8, %9, p, 1, 1;\n}"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7])
+      : "l"(da), "l"(db)
+      : "memory");
+}
+
+template <>
+__device__ __forceinline__ void wgmma_e4m3_first<32>(float (&d)[16], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, 0, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1;\n}"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
+        "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15])
+      : "l"(da), "l"(db)
+      : "memory");
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3_first<64>(float (&d)[32], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, 0, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1;\n}"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
+        "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
+        "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
+        "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
       : "l"(da), "l"(db)
       : "memory");
 }
@@ -247,13 +293,21 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
     mbar_wait(full0 + 8 * s, uint32_t((j / ST) & 1));
     __syncwarp();
     // 4 wgmma k32 (+32 bytes per step inside the swizzle atom): chained into one accumulator, or
-    // (promote_k32) each into its own, summed in fp32 (diagnostic of the FP8 accumulation precision).
-    float d[4][NR];
+    // (promote_k32, NTOK ≤ 16 only: registers) each into its own, summed in fp32 (diagnostic of the
+    // FP8 accumulation precision).
+    constexpr int kD = NTOK <= 16 ? 4 : 1;
+    float d[kD][NR];
     const uint64_t da = sw128_desc(wtile0 + s * kWTileBytes), db = sw128_desc(xtile0 + s * kXTileBytes<NTOK>);
     wgmma_fence();
-    if (promote_k32) {
+    if constexpr (kD == 4) {
+      if (promote_k32) {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_e4m3_first<NTOK>(d[kk], da + 2 * kk, db + 2 * kk);
+        for (int kk = 0; kk < 4; ++kk) wgmma_e4m3_first<NTOK>(d[kk], da + 2 * kk, db + 2 * kk);
+      } else {
+        wgmma_e4m3_first<NTOK>(d[0], da, db);
+#pragma unroll
+        for (int kk = 1; kk < 4; ++kk) wgmma_e4m3<NTOK>(d[0], da + 2 * kk, db + 2 * kk, 1);
+      }
     } else {
       wgmma_e4m3_first<NTOK>(d[0], da, db);
 #pragma unroll
@@ -262,14 +316,17 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
     wgmma_commit();
     wgmma_wait0();
 #pragma unroll
-    for (int q = 0; q < 4; ++q)
+    for (int q = 0; q < kD; ++q)
 #pragma unroll
       for (int e = 0; e < NR; ++e) asm volatile("" : "+f"(d[q][e])::"memory");
     __syncwarp();
     if (lane == 0) mbar_arrive(empty0 + 8 * s);  // this warp is done with the stage
     float t[NR];
 #pragma unroll
-    for (int e = 0; e < NR; ++e) t[e] = promote_k32 ? (d[0][e] + d[1][e]) + (d[2][e] + d[3][e]) : d[0][e];
+    for (int e = 0; e < NR; ++e) {
+      if constexpr (kD == 4) t[e] = promote_k32 ? (d[0][e] + d[1][e]) + (d[2][e] + d[3][e]) : d[0][e];
+      else t[e] = d[0][e];
+    }
     if (p.block_scaled) {
 #pragma unroll
       for (int e = 0; e < NR; ++e) acc[e] = fmaf(t[e], sc[e], acc[e]);
@@ -296,15 +353,16 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
   __threadfence();
 #pragma unroll
   for (int e = 0; e < NR; ++e) acc[e] = 0.f;
-  for (int s0 = 0; s0 < S; s0 += 4) {  // four slots' loads in flight
-    float part[4][NR];
+  constexpr int kU = NTOK <= 16 ? 4 : 1;  // slots' loads in flight (NR of them each)
+  for (int s0 = 0; s0 < S; s0 += kU) {
+    float part[kU][NR];
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
+    for (int u = 0; u < kU; ++u)
 #pragma unroll
       for (int e = 0; e < NR; ++e)
         part[u][e] = s0 + u < S ? __ldcg(slots + (int64_t(s0 + u) * NR + e) * kConsumers + tid) : 0.f;
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
+    for (int u = 0; u < kU; ++u)
 #pragma unroll
       for (int e = 0; e < NR; ++e) acc[e] += part[u][e];
   }
@@ -375,6 +433,14 @@ void with_wg_instance(int ntok, int stages, Fn&& fn) {
     if (stages == 4) return fn(WgInstance<16, 4>{});
     if (stages == 6) return fn(WgInstance<16, 6>{});
     if (stages == 8) return fn(WgInstance<16, 8>{});
+  } else if (ntok == 32) {
+    if (stages == 4) return fn(WgInstance<32, 4>{});
+    if (stages == 6) return fn(WgInstance<32, 6>{});
+    if (stages == 8) return fn(WgInstance<32, 8>{});
+  } else if (ntok == 64) {
+    if (stages == 4) return fn(WgInstance<64, 4>{});
+    if (stages == 6) return fn(WgInstance<64, 6>{});
+    if (stages == 8) return fn(WgInstance<64, 8>{});
   }
   throw CudaError("fp8 wgmma: no instance for " + std::to_string(ntok) + " tokens, " + std::to_string(stages) +
                   " stages");
@@ -382,10 +448,12 @@ void with_wg_instance(int ntok, int stages, Fn&& fn) {
 
 int stages_of() { return g_tuning.stages > 0 ? g_tuning.stages : 4; }
 
-// Largest K split: ≤ 32 slots summed by the last CTA, ≤ 4096 CTAs in all (bounds the partials'
-// workspace), every split ≥ 1 K group.
-int max_split(int64_t rtiles, int64_t kg) {
-  return int(std::max<int64_t>(1, std::min<int64_t>({kg, 32, 4096 / std::max<int64_t>(rtiles, 1)})));
+int ntok_of(int M) { return M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64; }
+
+// Largest K split: ≤ 32 slots summed by the last CTA, ≤ 4096·8/ntok CTAs in all (bounds the
+// partials' workspace at 8 MiB for every token count), every split ≥ 1 K group.
+int max_split(int64_t rtiles, int64_t kg, int ntok) {
+  return int(std::max<int64_t>(1, std::min<int64_t>({kg, 32, (4096 * 8 / ntok) / std::max<int64_t>(rtiles, 1)})));
 }
 
 }  // namespace
@@ -416,12 +484,12 @@ bool fp8_wgmma_applies(const DeviceLinear& w, int M, bool requested) {
 
 Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
   Fp8WgmmaPlan pl;
-  pl.ntok = M <= 8 ? 8 : 16;
+  pl.ntok = ntok_of(M);
   pl.stages = stages_of();
-  pl.promote_k32 = g_tuning.promote_k32 > 0 ? 1 : 0;
+  pl.promote_k32 = g_tuning.promote_k32 > 0 && pl.ntok <= 16 ? 1 : 0;
   pl.rtiles = int((w.rows_pad + kTileRows - 1) / kTileRows);
   pl.KG = int(w.cols_pad / 128);
-  const int smax = max_split(pl.rtiles, pl.KG);
+  const int smax = max_split(pl.rtiles, pl.KG, pl.ntok);
   if (g_tuning.ksplit > 0) {
     pl.ksplit = std::min(g_tuning.ksplit, smax);
   } else {
@@ -438,9 +506,9 @@ Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
 size_t fp8_wgmma_partial_bytes(const DeviceLinear& w, int M) {
   if (small_fmt(w) != SmFmt::Fp8Fp8 || M > kFp8WgmmaMaxTokens) return 0;
   // Sized for the largest split the planner may choose (independent of tuning and of the switch).
-  const int ntok = M <= 8 ? 8 : 16;
+  const int ntok = ntok_of(M);
   const int64_t rtiles = (w.rows_pad + kTileRows - 1) / kTileRows, kg = w.cols_pad / 128;
-  return size_t(rtiles) * size_t(max_split(rtiles, kg)) * size_t(ntok / 2) * kConsumers * 4;
+  return size_t(rtiles) * size_t(max_split(rtiles, kg, ntok)) * size_t(ntok / 2) * kConsumers * 4;
 }
 
 void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStream_t s, bool pdl) {

@@ -14,7 +14,10 @@
 #include <string>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/act_fp8.cuh"
 #include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
+#include "kernels/cuda/linear_internal.h"
 #include "kernels/cuda/ops_cuda.h"
 
 namespace gdn::cuda {
@@ -132,14 +135,44 @@ __device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float4 v) {
   *reinterpret_cast<uint2*>(p) = u;
 }
 
+__device__ __forceinline__ float4 bf16_round4(float4 v) {
+  return make_float4(__bfloat162float(__float2bfloat16_rn(v.x)), __bfloat162float(__float2bfloat16_rn(v.y)),
+                     __bfloat162float(__float2bfloat16_rn(v.z)), __bfloat162float(__float2bfloat16_rn(v.w)));
+}
+
 // VEC: H % 4 == 0 (float4 loads, bf16x4 stores); otherwise scalar with the same per-element order.
+// Fp8 (VEC only): the row's BF16 values also go out quantized per token (act_fp8.cuh) for the next
+// linear. Launched with PDL: it waits for the previous kernel, then lets the next one (a GEMM
+// streaming its weights) start.
+struct Fp8Rows {
+  uint8_t* codes = nullptr;
+  float* scales = nullptr;
+  int64_t ld = 0, kpad = 0;
+};
+
+// Row `row` of q from the BF16-rounded values a thread holds: groups g = threadIdx.x + j·blockDim.x
+// (j < N, g < n4) of 4; zeros in [4·n4, kpad); the scale.
+template <int N>
+__device__ __forceinline__ void store_fp8_row(const Fp8Rows& q, int64_t row, const float4 (&v)[N], int n4, float s) {
+  uint8_t* r = q.codes + row * q.ld;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const int g = int(threadIdx.x) + j * int(blockDim.x);
+    if (g < n4) reinterpret_cast<uint32_t*>(r)[g] = detail::fp8_codes4(v[j].x, v[j].y, v[j].z, v[j].w, s);
+  }
+  for (int64_t b = 4 * int64_t(n4) + threadIdx.x; b < q.kpad; b += blockDim.x) r[b] = 0;
+  if (threadIdx.x == 0) q.scales[row] = s;
+}
+
 template <bool VEC>
 __global__ void __launch_bounds__(kNormThreads) add_rmsnorm_kernel(float* __restrict__ residual, const float* __restrict__ delta,
                                                                    const float* __restrict__ w, int H, float eps,
                                                                    __nv_bfloat16* __restrict__ out_bf16,
                                                                    float* __restrict__ out_f32,
-                                                                   const int32_t* __restrict__ rows) {
+                                                                   const int32_t* __restrict__ rows, Fp8Rows q) {
   __shared__ double scratch[32];
+  detail::griddep_wait();
+  detail::griddep_launch_dependents();
   const int orow = blockIdx.x;
   const int64_t src = rows ? rows[orow] : orow;
   float* x = residual + src * H;
@@ -192,6 +225,7 @@ __global__ void __launch_bounds__(kNormThreads) add_rmsnorm_kernel(float* __rest
       const float4 y = make_float4(e[0], e[1], e[2], e[3]);
       if (out_bf16) store_bf16x4(out_bf16 + ob + 4 * g, y);
       if (out_f32) reinterpret_cast<float4*>(out_f32 + ob)[g] = y;
+      if (q.codes) v[j] = bf16_round4(y);  // kept for the quantization below
     } else {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
@@ -201,6 +235,17 @@ __global__ void __launch_bounds__(kNormThreads) add_rmsnorm_kernel(float* __rest
         if (out_f32) out_f32[ob + i] = e[k];
       }
     }
+  }
+  if (VEC && q.codes) {
+    const int n4q = H / 4;
+    float amax = 0.f;
+#pragma unroll
+    for (int j = 0; j < kMaxVec; ++j)
+      if (threadIdx.x + j * kNormThreads < n4q)
+        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))));
+    __shared__ float qmax[32];
+    const float qs = detail::fp8_token_scale(detail::cta_max(amax, qmax));
+    store_fp8_row(q, orow, v, n4q, qs);
   }
 }
 
@@ -225,6 +270,8 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 
 template <bool VEC>
 __global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out) {
+  detail::griddep_wait();
+  detail::griddep_launch_dependents();
   const int t = blockIdx.y;
   const float* g = gu + int64_t(t) * 2 * I;
   const float* u = g + I;
@@ -239,7 +286,51 @@ __global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16
   }
 }
 
+// SwiGLU whose output also goes out quantized per token: one CTA per token holding the row.
+constexpr int kSwThreads = 1024, kSwVec = 8;  // I ≤ 32768
+__global__ void __launch_bounds__(kSwThreads) swiglu_fp8_kernel(const float* __restrict__ gu, int I,
+                                                                __nv_bfloat16* __restrict__ out, Fp8Rows q) {
+  __shared__ float qmax[32];
+  detail::griddep_wait();
+  detail::griddep_launch_dependents();
+  const int t = blockIdx.x, n4 = I / 4;
+  const float* g = gu + int64_t(t) * 2 * I;
+  const float* u = g + I;
+  float4 v[kSwVec];
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < kSwVec; ++j) {
+    const int gi = threadIdx.x + j * kSwThreads;
+    v[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (gi >= n4) continue;
+    const float4 a = reinterpret_cast<const float4*>(g)[gi], b = reinterpret_cast<const float4*>(u)[gi];
+    const float4 y = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+    if (out) store_bf16x4(out + int64_t(t) * I + 4 * gi, y);
+    v[j] = bf16_round4(y);
+    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))));
+  }
+  const float qs = detail::fp8_token_scale(detail::cta_max(amax, qmax));
+  store_fp8_row(q, t, v, n4, qs);
+}
+
+Fp8Rows fp8_rows(const Fp8TokenActs& q) { return Fp8Rows{q.codes, q.scales, q.ld, q.kpad}; }
+
+void check_fp8_out(const Fp8TokenActs& q, int64_t cols, const char* what) {
+  if (q.ld % 16 || q.kpad < cols || q.ld < q.kpad || !q.scales)
+    throw CudaError(std::string(what) + ": FP8 output of " + std::to_string(cols) + " columns into kpad " +
+                    std::to_string(q.kpad) + ", ld " + std::to_string(q.ld));
+}
+
+// Not fusable: the BF16 output, then the linear layers' own per-token quantization of it.
+void quantize_after(const __nv_bfloat16* out, int T, int64_t cols, const Fp8TokenActs& q, cudaStream_t s,
+                    const char* what) {
+  if (!out) throw CudaError(std::string(what) + ": FP8 output of " + std::to_string(cols) + " columns needs the BF16 one");
+  detail::launch_act_fp8_token(out, T, cols, q.codes, q.scales, T, q.ld, s, true);
+}
+
 }  // namespace
+
+bool fp8_row_fusable(int64_t cols) { return cols % 4 == 0 && cols <= int64_t(kSwThreads) * kSwVec * 4; }
 
 void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* out, cudaStream_t stream) {
   if (T <= 0) return;
@@ -262,8 +353,9 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 }
 
 void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
-                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R) {
+                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q) {
   if (T <= 0 || H <= 0) return;
+  if (q) check_fp8_out(q, H, "add_rmsnorm");
   if (H > kMaxVec * 4 * kNormThreads)
     throw CudaError("add_rmsnorm: H = " + std::to_string(H) + " exceeds " + std::to_string(kMaxVec * 4 * kNormThreads));
   int out_rows = T;
@@ -277,22 +369,35 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
     out_rows = R;
   }
   if (out_rows <= 0) return;
+  // H % 4 == 0 quantizes in the kernel (H ≤ 8192 < fp8_row_fusable's bound); otherwise afterwards.
+  const Fp8Rows fq = q && H % 4 == 0 ? fp8_rows(q) : Fp8Rows{};
   if (H % 4 == 0)
-    add_rmsnorm_kernel<true><<<out_rows, kNormThreads, 0, stream>>>(residual, delta, w, H, eps, out_bf16, out_f32, rows);
+    detail::launch_pdl(add_rmsnorm_kernel<true>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream, true,
+                       residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
   else
-    add_rmsnorm_kernel<false><<<out_rows, kNormThreads, 0, stream>>>(residual, delta, w, H, eps, out_bf16, out_f32, rows);
+    detail::launch_pdl(add_rmsnorm_kernel<false>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream, true,
+                       residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
   GDN_CUDA_CHECK_LAUNCH();
+  if (q && H % 4 != 0) quantize_after(out_bf16, out_rows, H, q, stream, "add_rmsnorm");
 }
 
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream) {
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q) {
   if (T <= 0 || I <= 0) return;
+  if (q) check_fp8_out(q, I, "swiglu");
+  if (q && fp8_row_fusable(I)) {
+    detail::launch_pdl(swiglu_fp8_kernel, dim3(unsigned(T)), dim3(kSwThreads), 0, stream, true, gu, I, out, fp8_rows(q));
+    GDN_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  if (!out) throw CudaError("swiglu: no BF16 output");
   constexpr int kThreads = 256;
   const dim3 grid(unsigned((I + 4 * kThreads - 1) / (4 * kThreads)), unsigned(T));
   if (I % 4 == 0)
-    swiglu_kernel<true><<<grid, kThreads, 0, stream>>>(gu, I, out);
+    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out);
   else
-    swiglu_kernel<false><<<grid, kThreads, 0, stream>>>(gu, I, out);
+    detail::launch_pdl(swiglu_kernel<false>, grid, dim3(kThreads), 0, stream, true, gu, I, out);
   GDN_CUDA_CHECK_LAUNCH();
+  if (q) quantize_after(out, T, I, q, stream, "swiglu");
 }
 
 }  // namespace gdn::cuda

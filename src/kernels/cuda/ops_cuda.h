@@ -22,11 +22,19 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 //   out_f32 (optional) = the same in fp32.
 // rows (optional, [R]): only normalise residual rows rows[0..R) into output rows 0..R (the add
 // still covers all T rows when delta is given) — the final norm before lm_head.
+// q (optional): the BF16 output also quantized per token for the next linear (Fp8TokenActs,
+// linear_cuda.h), bit for bit what linear_forward would make of out_bf16; out_bf16 may then be null
+// when fp8_row_fusable(H).
 void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps,
                  __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
-                 int R = 0);
+                 int R = 0, const Fp8TokenActs& q = {});
 
 // out[t, i] = bf16(silu(gu[t, i]) · gu[t, I + i]) for the fused gate|up output gu [T, 2I] fp32.
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream);
+// q: as for add_rmsnorm (out may be null when fp8_row_fusable(I)).
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {});
+
+// Whether a producer quantizes a row of `cols` values in the same kernel (else it needs its BF16
+// output and quantizes it afterwards).
+bool fp8_row_fusable(int64_t cols);
 
 }  // namespace gdn::cuda

@@ -6,18 +6,34 @@
 
 namespace gdn::cuda {
 
-void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y) {
-  linear_forward(w, x, T, y, lws_, stream_, opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast);
+Fp8TokenActs GpuModel::fp8_input(const DeviceLinear& w) const {
+  if (!opts_.fuse_act_quant || !xq_ || !takes_fp8_token_acts(w) || (w.cols_pad + 15) / 16 * 16 > xq_ld_) return {};
+  return Fp8TokenActs{xq_, xs_, xq_ld_, w.cols_pad};
 }
 
-void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y) {
+Fp8TokenActs GpuModel::fp8_input(const GpuProjection& p) const {
+  Fp8TokenActs q = fp8_input(p.linears[0]);
+  for (const DeviceLinear& d : p.linears)  // every part must take the same FP8 input
+    if (!q || !fp8_input(d) || d.cols_pad != q.kpad) return {};
+  return q;
+}
+
+void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
+  const LinearPath path = opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast;
+  if (xq)
+    linear_forward(w, xq, T, y, lws_, stream_, path);
+  else
+    linear_forward(w, x, T, y, lws_, stream_, path);
+}
+
+void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
   if (p.fused()) {
-    linear(p.linears[0], x, T, y);
+    linear(p.linears[0], x, T, y, xq);
     return;
   }
   for (size_t i = 0; i < p.linears.size(); ++i) {
     const DeviceLinear& d = p.linears[i];
-    linear(d, x, T, split_);
+    linear(d, x, T, split_, xq);
     GDN_CUDA_CHECK(cudaMemcpy2DAsync(y + p.col_begin[i], size_t(p.cols) * 4, split_, size_t(d.rows) * 4,
                                      size_t(d.rows) * 4, size_t(T), cudaMemcpyDeviceToDevice, stream_));
   }
@@ -27,15 +43,22 @@ void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, fl
 // MLP output in delta_ (added by the next layer's first norm or the final norm).
 void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
                              int gdn_layer, const float* pending) {
-  const int T = m.num_tokens, H = int(cfg_.hidden_size);
+  const int T = m.num_tokens, H = int(cfg_.hidden_size), I = int(cfg_.intermediate_size);
   const float eps = float(cfg_.rms_norm_eps);
-  add_rmsnorm(x_, pending, l.input_norm, T, H, eps, xn_, nullptr, stream_);
-  if (l.kind == LayerKind::FullAttention) {
+  const bool attn = l.kind == LayerKind::FullAttention;
+  // Each producer also quantizes its output when its consumer takes FP8 per-token activations
+  // (fp8_input); its BF16 output is written only where something still reads it.
+  const GpuProjection& first = attn ? l.attn.qkv : l.gdn.qkvz;
+  const Fp8TokenActs q_in = fp8_input(first);
+  const bool ba_bf16 = !attn && !(q_in && fp8_input(l.gdn.ba));
+  add_rmsnorm(x_, pending, l.input_norm, T, H, eps, !q_in || ba_bf16 || !fp8_row_fusable(H) ? xn_ : nullptr, nullptr,
+              stream_, nullptr, 0, q_in);
+  if (attn) {
     const AttnDims ad = attn_dims(cfg_);
     KvLayerView kv = cache.kv(kv_layer);
     kv.k_scale = l.attn.k_scale;
     kv.v_scale = l.attn.v_scale;
-    project(l.attn.qkv, xn_, T, proj_);
+    project(l.attn.qkv, xn_, T, proj_, q_in);
     attention_prepare(ad, proj_, l.attn.qkv.cols, m, l.attn.q_norm, l.attn.k_norm, kv, q_, stream_);
     paged_attention(ad, q_, m, kv, proj_, l.attn.qkv.cols, attn_out_, attn_ws_, attn_ws_bytes_, stream_);
     linear(l.attn.o, attn_out_, T, delta_);
@@ -43,18 +66,23 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     const GdnDims gd = gdn_dims(cfg_);
     const GdnStateView st = cache.state(gdn_layer);
     const int64_t C = gd.conv_dim();
-    project(l.gdn.qkvz, xn_, T, proj_);
-    project(l.gdn.ba, xn_, T, ba_);
+    project(l.gdn.qkvz, xn_, T, proj_, q_in);
+    project(l.gdn.ba, xn_, T, ba_, ba_bf16 ? Fp8TokenActs{} : q_in);
     gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
     gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
                    gdn_ws_bytes_, stream_);
-    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, gdn_y_, stream_);
-    linear(l.gdn.out, gdn_y_, T, delta_);
+    const Fp8TokenActs q_out = fp8_input(l.gdn.out);
+    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T,
+                      !q_out || !gdn_gated_rmsnorm_fusable(gd) ? gdn_y_ : nullptr, stream_, q_out);
+    linear(l.gdn.out, gdn_y_, T, delta_, q_out);
   }
-  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, xn_, nullptr, stream_);
-  project(l.gate_up, xn_, T, proj_);
-  swiglu(proj_, T, int(cfg_.intermediate_size), sw_, stream_);
-  linear(l.down, sw_, T, delta_);
+  const Fp8TokenActs q_mlp = fp8_input(l.gate_up);
+  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, !q_mlp || !fp8_row_fusable(H) ? xn_ : nullptr, nullptr,
+              stream_, nullptr, 0, q_mlp);
+  project(l.gate_up, xn_, T, proj_, q_mlp);
+  const Fp8TokenActs q_down = fp8_input(l.down);
+  swiglu(proj_, T, I, !q_down || !fp8_row_fusable(I) ? sw_ : nullptr, stream_, q_down);
+  linear(l.down, sw_, T, delta_, q_down);
 }
 
 void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {

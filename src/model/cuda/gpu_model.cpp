@@ -78,10 +78,15 @@ void GpuModel::allocate_buffers() {
   meta_ints_ = size_t(mt.total());
   penalty_capacity_ = int(R * 4096);
 
-  // Largest projection output, the scratch of unfused projections, and the linear workspace.
+  // Largest projection output, the scratch of unfused projections, the linear workspace, and the
+  // row width of the fused FP8 activations (the widest padded K of a linear that takes them).
   int64_t proj_cols = 2 * I, split_cols = 0;
   size_t lws = 0;
-  auto see_linear = [&](const DeviceLinear& d, int64_t m) { lws = std::max(lws, linear_workspace_bytes(d, m)); };
+  xq_ld_ = 0;
+  auto see_linear = [&](const DeviceLinear& d, int64_t m) {
+    lws = std::max(lws, linear_workspace_bytes(d, m));
+    if (takes_fp8_token_acts(d)) xq_ld_ = std::max(xq_ld_, round_up(d.cols_pad, 16));
+  };
   auto see_proj = [&](const GpuProjection& p) {
     proj_cols = std::max(proj_cols, p.cols);
     for (const DeviceLinear& d : p.linears) {
@@ -137,6 +142,8 @@ void GpuModel::allocate_buffers() {
       {reinterpret_cast<void**>(&cat_), w_.mtp ? size_t(T * 2 * H) * 2 : 0},
       {reinterpret_cast<void**>(&tmp_a_), w_.mtp ? size_t(T * H) * 2 : 0},
       {reinterpret_cast<void**>(&tmp_b_), w_.mtp ? size_t(T * H) * 2 : 0},
+      {reinterpret_cast<void**>(&xq_), opts_.fuse_act_quant ? size_t(T * xq_ld_) : 0},
+      {reinterpret_cast<void**>(&xs_), opts_.fuse_act_quant && xq_ld_ > 0 ? size_t(T) * 4 : 0},
       {&lws_.ptr, lws},
       {&attn_ws_, attn_ws_bytes_},
       {&gdn_ws_, gdn_ws_bytes_},

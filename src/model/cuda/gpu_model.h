@@ -35,6 +35,10 @@ struct GpuModelOptions {
   // false: W8A8 FP8 decode GEMVs may use the native FP8 tensor-core kernel (LinearPath::AutoFast,
   // ~2.5e-4 relative per output, like cuBLASLt's FP8 at large M); true: the exact mma.sync kernel.
   bool exact_fp8 = false;
+  // The ops producing an FP8-per-token linear's input (the norms, SwiGLU, the DeltaNet gated norm)
+  // quantize it themselves instead of the linear's pre-kernel: the same codes and scales, bit for
+  // bit, in fewer kernels and bytes. false: the separate pre-kernel (A/B checks).
+  bool fuse_act_quant = true;
 };
 
 // One sequence's part of a step.
@@ -106,8 +110,11 @@ class GpuModel {
   void mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache);
   void decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer, int gdn_layer,
                      const float* pending);
-  void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y);
-  void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y);
+  void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
+  void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
+  // The FP8 per-token input buffer for the consumer(s), when they take it and fusion is on; else {}.
+  Fp8TokenActs fp8_input(const GpuProjection& p) const;
+  Fp8TokenActs fp8_input(const DeviceLinear& w) const;
   void sample(std::span<const SeqStep> seqs, int rows, StepOutput& out);
   StepMeta device_meta() const;
 
@@ -128,6 +135,9 @@ class GpuModel {
   float *conv_ = nullptr, *gdn_o_ = nullptr, *logits_ = nullptr, *emb_ = nullptr;
   __nv_bfloat16 *xn_ = nullptr, *xg_ = nullptr, *q_ = nullptr, *attn_out_ = nullptr, *gdn_y_ = nullptr, *sw_ = nullptr;
   __nv_bfloat16 *cat_ = nullptr, *tmp_a_ = nullptr, *tmp_b_ = nullptr;
+  uint8_t* xq_ = nullptr;  // FP8 codes [T][xq_ld_] of the next linear's input (fuse_act_quant)
+  float* xs_ = nullptr;    // their per-token scales [T]
+  int64_t xq_ld_ = 0;
   LinearWorkspace lws_;
   void* attn_ws_ = nullptr;
   size_t attn_ws_bytes_ = 0;
