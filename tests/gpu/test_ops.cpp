@@ -241,7 +241,7 @@ void check_fp8_out(GpuCtx& g, int T, int64_t cols, bool fusable, Run&& run) {
 }
 
 TEST(OpsFp8Out, AddRmsnorm) {
-  for (auto [T, H] : {std::pair{1, 5120}, {7, 5120}, {3, 1001}, {2, 64}}) {
+  for (auto [T, H] : {std::pair{1, 5120}, {7, 5120}, {80, 5120}, {3, 1001}, {2, 64}}) {  // ≤ 64 rows: 1024 threads
     std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
     for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
     for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
@@ -258,7 +258,7 @@ TEST(OpsFp8Out, AddRmsnorm) {
 }
 
 TEST(OpsFp8Out, Swiglu) {
-  for (auto [T, I] : {std::pair{1, 17408}, {5, 17408}, {3, 1001}, {2, 36}}) {
+  for (auto [T, I] : {std::pair{1, 17408}, {5, 17408}, {70, 17408}, {3, 1001}, {2, 36}}) {
     std::vector<float> gu(size_t(T) * 2 * I);
     for (size_t i = 0; i < gu.size(); ++i) gu[i] = unit_float(mix64(i + 5)) * 6.f;
     GpuCtx g(gu.size() * 4 + size_t(T) * I * 8 + (size_t(16) << 20));

@@ -162,6 +162,21 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
   griddep_wait();
   griddep_launch_dependents();
   const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  // Touch every input this thread reads first (all heads' o and z in flight at once: at one token
+  // per step this kernel is latency-bound), then the per-head norms from L1.
+#pragma unroll
+  for (int hh = 0; hh < kQHeads; ++hh) {
+    const int h = wp + hh * kQWarps;
+    if (h < HV)
+#pragma unroll
+      for (int k = 0; k < kQPerLane; ++k) {
+        const int i = lane + 32 * k;
+        if (i < DV) {
+          asm volatile("prefetch.global.L1 [%0];" ::"l"(o + (int64_t(t) * HV + h) * DV + i));
+          asm volatile("prefetch.global.L1 [%0];" ::"l"(z + int64_t(t) * z_ld + int64_t(h) * DV + i));
+        }
+      }
+  }
   float v[kQHeads][kQPerLane];
   float amax = 0.f;
 #pragma unroll
