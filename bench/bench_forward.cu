@@ -6,9 +6,10 @@
 // linear layer). Prints a table and writes JSON.
 //
 // Usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] [--quick]
-//                      [--kv bf16|fp8] [--budget-s S] [--profile] [--profile-prefill N]
-// --profile: only 23 batch-1 decode steps of the first layout (graph replays); the CUDA profiler
-// range (cudaProfilerStart/Stop, for `ncu --profile-from-start off` or nsys) covers 2 of them.
+//                      [--kv bf16|fp8] [--budget-s S] [--profile [--profile-batch B]] [--profile-prefill N]
+// --profile: only 23 decode steps of the first layout at batch B (default 1, context 1024; graph
+// replays); the CUDA profiler range (cudaProfilerStart/Stop, for `ncu --profile-from-start off` or
+// nsys) covers 2 of them.
 // --profile-prefill N: one warm-up and one profiled N-token prefill of the first layout.
 // Decode steps are timed on the host around GpuModel::step (graph replay + greedy GPU sampling +
 // the host round trip), i.e. what a user sees per token; median over the timed steps.
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {
   std::string layouts_arg = "fp8,nvfp4,bf16,fp8-block", out_path, gpu_override, kv_arg = "bf16";
   bool quick = false, profile = false;
   int64_t profile_prefill = 0;
+  int profile_batch = 1;
   double budget = 480;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -223,6 +225,7 @@ int main(int argc, char** argv) {
     else if (a == "--quick") quick = true;
     else if (a == "--profile") profile = true;  // only batch-1 decode steps of the first layout (for nsys/ncu)
     else if (a == "--profile-prefill" && i + 1 < argc) profile_prefill = std::atoll(argv[++i]);
+    else if (a == "--profile-batch" && i + 1 < argc) profile_batch = std::max(1, std::atoi(argv[++i]));
     else {
       std::fprintf(stderr, "usage: bench_forward [--layouts fp8,nvfp4,bf16,fp8-block] [--out FILE.json] [--gpu NAME] "
                            "[--kv bf16|fp8] [--quick] [--budget-s S]\n");
@@ -242,7 +245,7 @@ int main(int argc, char** argv) {
     const std::string first = layouts_arg.substr(0, layouts_arg.find(','));
     GpuModelOptions o;
     o.max_tokens = profile_prefill > 0 ? int(profile_prefill) : 256;
-    o.max_seqs = 1;
+    o.max_seqs = profile_batch;
     o.max_context = profile_prefill > 0 ? profile_prefill + 128 : 4096;
     GpuModel model(cfg, random_weights(cfg, parse_dummy_layout(first), s), o);
     Runner run{model, kv_arg == "fp8" ? KvDtype::Fp8E4m3 : KvDtype::Bf16, 1e9, clk::now(), true};
@@ -250,8 +253,9 @@ int main(int argc, char** argv) {
       const double t = run.prefill(profile_prefill, 1);
       std::printf("[profile] %s %lld-token prefill: %.1f ms\n", first.c_str(), (long long)profile_prefill, t * 1e3);
     } else {
-      const double t = run.decode(1, 1024, 20);
-      std::printf("[profile] %s batch-1 decode at context 1024: %.3f ms per step\n", first.c_str(), t * 1e3);
+      const double t = run.decode(profile_batch, 1024, 20);
+      std::printf("[profile] %s batch-%d decode at context 1024: %.3f ms per step\n", first.c_str(), profile_batch,
+                  t * 1e3);
     }
     return 0;
   }

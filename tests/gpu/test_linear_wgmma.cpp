@@ -317,13 +317,12 @@ TEST(LinearWgmmaPerf, DecodeShapes) {
                     layout_name(l), s.name, (long long)s.N, (long long)s.K, M, us[0], gb / (us[0] * 1e-6),
                     100.0 * gb / (us[0] * 1e-6) / copy_gbs, us[1], gb / (us[1] * 1e-6),
                     100.0 * gb / (us[1] * 1e-6) / copy_gbs, us[0] / us[1], pl.ksplit, pl.blocks, pl.stages);
-        if (!block) continue;
         // Tuning sweep of the wgmma kernel: ring depth × K split.
         std::string line;
         float best = 1e30f;
         std::string best_cfg;
-        for (int st : {4, 6})
-          for (int ks : {1, 2, 4, 8, 16}) {
+        for (int st : {4, 6, 8})
+          for (int ks : {1, 2, 4, 8}) {
             cd::Fp8WgmmaTuning t;
             t.stages = st;
             t.ksplit = ks;
@@ -334,7 +333,7 @@ TEST(LinearWgmmaPerf, DecodeShapes) {
             line += b;
             if (u < best) best = u, best_cfg = b;
           }
-        std::printf("[ sweep    ] %-8s M=%-2d best%s (%.0f%%) |%s\n", s.name, M, best_cfg.c_str(),
+        std::printf("[ sweep    ] %-9s %-8s M=%-2d best%s (%.0f%%) |%s\n", layout_name(l), s.name, M, best_cfg.c_str(),
                     100.0 * gb / (best * 1e-6) / copy_gbs, line.c_str());
       }
     }

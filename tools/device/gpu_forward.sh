@@ -10,7 +10,7 @@
 #   device: run(command="bash tools/device/gpu_forward.sh", carry=[".deps/debs"])
 #
 # Knobs: GDN_TIME_BUDGET (seconds, default 570), GDN_STAGES (default "build tests sanitize cli bench torch";
-# also "profile": per-kernel ncu times of GDN_PROFILES, default "fp8:decode fp8:prefill:8192"),
+# also "profile": per-kernel ncu times of GDN_PROFILES, default "fp8:decode:1 fp8:decode:64 fp8:prefill:8192"),
 # GDN_TEST_FILTER (gtest filter), GDN_BENCH_ARGS (extra bench_forward flags, e.g. "--layouts fp8 --quick").
 set -euo pipefail
 
@@ -102,7 +102,7 @@ if has_stage profile && (( $(left) > 90 )); then
   # Kernel-by-kernel GPU time of a decode step and a prefill (tools/device/profile_step.sh, ncu).
   t0=$SECONDS
   set +e
-  GDN_NO_BUILD=1 PROFILES="${GDN_PROFILES:-fp8:decode fp8:prefill:8192}" timeout -k 5 "$(( $(left) - 30 ))" \
+  GDN_NO_BUILD=1 PROFILES="${GDN_PROFILES:-fp8:decode:1 fp8:decode:64 fp8:prefill:8192}" timeout -k 5 "$(( $(left) - 30 ))" \
     bash tools/device/profile_step.sh >"$OUT/profile.log" 2>&1
   note "profile: rc=$? in $((SECONDS - t0)) s"
   set -e

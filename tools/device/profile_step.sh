@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Where a step of the 27B (random weights) spends its GPU time, kernel by kernel: builds
 # bench_forward and runs it under Nsight Compute (kernel duration only) over its CUDA profiler range:
-#   decode:  2 batch-1 decode steps at context 1024 (CUDA-graph nodes profiled one by one);
+#   decode:  2 decode steps at context 1024, batch B (default 1; CUDA-graph nodes profiled one by one);
 #   prefill: one N-token prefill (after a warm-up one).
 # Kernels are serialized under ncu, so the sum is GPU busy time without overlap (no launch gaps).
 # Usage on the GPU machine:
-#   run(command="bash tools/device/profile_step.sh [fp8|nvfp4|bf16|fp8-block] [decode|prefill N]", carry=[".deps/debs"])
-# Several profiles in one call: PROFILES="fp8:decode fp8:prefill:8192" bash tools/device/profile_step.sh
+#   run(command="bash tools/device/profile_step.sh [fp8|nvfp4|bf16|fp8-block] [decode B|prefill N]", carry=[".deps/debs"])
+# Several profiles in one call: PROFILES="fp8:decode:1 fp8:decode:64 fp8:prefill:8192" bash tools/device/profile_step.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -21,9 +21,13 @@ if [[ ! -x "$BUILD/bench_forward" || -z "${GDN_NO_BUILD:-}" ]]; then
 fi
 command -v ncu >/dev/null || { echo "ncu not found"; exit 1; }
 
-profile_one() {  # layout mode [tokens]
-  local layout="$1" mode="$2" n="${3:-8192}" tag args
-  if [[ "$mode" == prefill ]]; then args=(--profile-prefill "$n"); tag="$layout-prefill-$n"; else args=(--profile); tag="$layout-decode"; fi
+profile_one() {  # layout mode [tokens | batch]
+  local layout="$1" mode="$2" n="$3" tag args
+  if [[ "$mode" == prefill ]]; then
+    args=(--profile-prefill "${n:-8192}"); tag="$layout-prefill-${n:-8192}"
+  else
+    args=(--profile --profile-batch "${n:-1}"); tag="$layout-decode-b${n:-1}"
+  fi
   echo "== $tag"
   ncu --csv --profile-from-start off --metrics gpu__time_duration.sum \
     "$BUILD/bench_forward" "${args[@]}" --layouts "$layout" >"/tmp/ncu-$tag.csv" 2>/tmp/ncu.err || tail -5 /tmp/ncu.err
@@ -47,7 +51,7 @@ PY
 }
 
 if [[ -n "${PROFILES:-}" ]]; then
-  for p in $PROFILES; do IFS=: read -r l m n <<<"$p"; profile_one "$l" "$m" "${n:-8192}"; done
+  for p in $PROFILES; do IFS=: read -r l m n <<<"$p"; profile_one "$l" "$m" "$n"; done
 else
-  profile_one "${1:-fp8}" "${2:-decode}" "${3:-8192}"
+  profile_one "${1:-fp8}" "${2:-decode}" "${3:-}"
 fi

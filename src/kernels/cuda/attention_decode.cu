@@ -18,6 +18,8 @@
 #include <string>
 
 #include "kernels/cuda/attention_common.cuh"
+#include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 
@@ -71,6 +73,8 @@ struct DecodeSmem {
 
 template <int D, bool kFp8>
 __global__ void __launch_bounds__(kDecThreads, 1) decode_kernel(DecodeArgs a) {
+  detail::griddep_wait();  // launched with PDL
+  detail::griddep_launch_dependents();
   using Smem = DecodeSmem<D, kFp8>;
   constexpr int kStride = Smem::kStride;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -271,6 +275,8 @@ __global__ void __launch_bounds__(kDecThreads, 1) decode_kernel(DecodeArgs a) {
 // out[t, h, :] = Σ_p 2^(m_p − M) O_p / Σ_p 2^(m_p − M) l_p · v_scale · sigmoid(gate).
 __global__ void combine_kernel(const float* part_ml, const float* part_o, const int32_t* cu_seqlens, const float* gate,
                                int64_t gate_ld, __nv_bfloat16* out, int heads, int D, int splits, float v_scale) {
+  detail::griddep_wait();  // launched with PDL
+  detail::griddep_launch_dependents();
   const int h = blockIdx.x, seq = blockIdx.y;
   const int t = cu_seqlens[seq];
   if (cu_seqlens[seq + 1] - t < 1) return;
@@ -306,7 +312,7 @@ void launch_decode_t(const DecodeArgs& a, int num_seqs, cudaStream_t stream) {
     attr_set = true;
   }
   dim3 grid(a.splits, a.kv_heads, num_seqs);
-  kernel<<<grid, kDecThreads, Smem::kBytes, stream>>>(a);
+  detail::launch_pdl(kernel, grid, dim3(kDecThreads), Smem::kBytes, stream, true, a);
   GDN_CUDA_CHECK_LAUNCH();
 }
 
@@ -379,8 +385,9 @@ void paged_attention(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& 
     case 256: attn::launch_decode_d<256>(a, fp8, m.num_seqs, stream); break;
   }
   const int threads = std::max(32, std::min(256, d.head_dim));
-  attn::combine_kernel<<<dim3(d.heads, m.num_seqs), threads, 0, stream>>>(
-      a.part_ml, a.part_o, m.cu_seqlens, gate, gate_ld, out, d.heads, d.head_dim, sp.splits, fp8 ? kv.v_scale : 1.f);
+  detail::launch_pdl(attn::combine_kernel, dim3(d.heads, m.num_seqs), dim3(threads), 0, stream, true, a.part_ml,
+                     a.part_o, m.cu_seqlens, gate, gate_ld, out, d.heads, d.head_dim, sp.splits,
+                     fp8 ? kv.v_scale : 1.f);
   GDN_CUDA_CHECK_LAUNCH();
 }
 

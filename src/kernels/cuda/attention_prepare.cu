@@ -12,6 +12,8 @@
 #include <string>
 
 #include "kernels/cuda/attention_common.cuh"
+#include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace gdn::cuda {
@@ -51,6 +53,8 @@ __device__ __forceinline__ void store_cache(void* cache, size_t idx, float v, fl
 template <bool kFp8>
 __global__ void __launch_bounds__(kPrepWarps * 32) attention_prepare_kernel(PrepareArgs a, InvFreq inv_freq) {
   __shared__ float row_buf[kPrepWarps][kMaxHeadDim];
+  detail::griddep_wait();  // launched with PDL
+  detail::griddep_launch_dependents();
   const int t = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int D = a.head_dim, H = a.heads, KVH = a.kv_heads;
@@ -139,9 +143,9 @@ void attention_prepare(const AttnDims& d, const float* qkv, int64_t ld, const St
   a.fp8 = kv.dtype == KvDtype::Fp8E4m3;
   const dim3 grid(unsigned(m.num_tokens), unsigned((d.heads + 2 * d.kv_heads + kPrepWarps - 1) / kPrepWarps));
   if (a.fp8)
-    attention_prepare_kernel<true><<<grid, kPrepWarps * 32, 0, stream>>>(a, inv);
+    detail::launch_pdl(attention_prepare_kernel<true>, grid, dim3(kPrepWarps * 32), 0, stream, true, a, inv);
   else
-    attention_prepare_kernel<false><<<grid, kPrepWarps * 32, 0, stream>>>(a, inv);
+    detail::launch_pdl(attention_prepare_kernel<false>, grid, dim3(kPrepWarps * 32), 0, stream, true, a, inv);
   GDN_CUDA_CHECK_LAUNCH();
 }
 

@@ -16,6 +16,8 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/deltanet_cuda.h"
 #include "kernels/cuda/gdn_internal.h"
+#include "kernels/cuda/fp_codecs.cuh"
+#include "kernels/cuda/launch_pdl.h"
 
 namespace gdn::cuda {
 namespace {
@@ -101,6 +103,8 @@ __device__ __forceinline__ Vec<VEC> conv_point(const Vec<VEC> (&w)[K], const Vec
 
 template <int K, int VEC>
 __global__ void __launch_bounds__(kConvThreads) conv_seq_kernel(ConvParams p) {
+  detail::griddep_wait();  // launched with PDL (decode): the projections it reads come from the previous kernel
+  detail::griddep_launch_dependents();
   const int c = (blockIdx.x * kConvThreads + threadIdx.x) * VEC;
   const int s = blockIdx.y;
   if (c >= p.C) return;
@@ -193,7 +197,7 @@ template <int K, int VEC>
 void launch_conv(const ConvParams& p, int max_q_len, cudaStream_t stream) {
   const int blocks_c = (p.C / VEC + kConvThreads - 1) / kConvThreads;
   if (max_q_len <= kConvSeqKernelMaxLen) {
-    conv_seq_kernel<K, VEC><<<dim3(blocks_c, p.S), kConvThreads, 0, stream>>>(p);
+    detail::launch_pdl(conv_seq_kernel<K, VEC>, dim3(blocks_c, p.S), dim3(kConvThreads), 0, stream, true, p);
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }

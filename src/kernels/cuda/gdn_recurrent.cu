@@ -26,6 +26,8 @@ constexpr int kRecThreads = 256;
 constexpr int kRecCols = 32;  // state columns per CTA (8 quads)
 
 __global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams p) {
+  griddep_wait();  // launched with PDL
+  griddep_launch_dependents();
   const int s = blockIdx.z, j = blockIdx.y, c0 = blockIdx.x * kRecCols;
   const int bos = p.cu_seqlens[s];
   if (p.cu_seqlens[s + 1] - bos != 1) return;  // longer sequences: chunked kernel
@@ -217,7 +219,7 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
 
 void launch_recurrent(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
   const dim3 grid((p.DV + kRecCols - 1) / kRecCols, p.HV, num_seqs);
-  gdn_recurrent_kernel<<<grid, kRecThreads, 0, stream>>>(p);
+  launch_pdl(gdn_recurrent_kernel, grid, dim3(kRecThreads), 0, stream, true, p);
   GDN_CUDA_CHECK_LAUNCH();
 }
 

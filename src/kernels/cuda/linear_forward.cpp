@@ -136,10 +136,11 @@ int64_t small_m_limit(const DeviceLinear& w) {
   if (env) return std::atoll(env);
   switch (w.kind) {
     // BF16: cuBLASLt's GEMV was 5-30% faster than ours at every M on H100 (our kernel stays
-    // available as LinearPath::SmallM), except for tiny outputs such as DeltaNet's b|a (96 rows),
-    // where cuBLASLt splits K and adds a reduce kernel (7.1 + 3.8 µs per call in the 27B decode
-    // profile) while ours reduces its splits in the last CTA of one launch.
-    case DeviceWeightKind::Bf16: return w.rows <= 256 ? kMaxSliceTokens : 0;
+    // available as LinearPath::SmallM), except for tiny outputs such as DeltaNet's b|a (96 rows)
+    // at M ≤ 16, where cuBLASLt splits K and adds a reduce kernel (7.1 + 3.8 µs per call in the
+    // 27B batch-1 decode profile) while ours reduces its splits in the last CTA of one launch
+    // (7.6 µs). At M = 64 ours took 25 µs there.
+    case DeviceWeightKind::Bf16: return w.rows <= 256 ? 16 : 0;
     // FP8 W8A8: ours up to M = 16 (faster or level, and exact: cuBLASLt's FP8 path carries
     // ~2.4e-4 relative error); cuBLASLt from M = 32 on. Weight-only FP8 is ours at every M.
     case DeviceWeightKind::Fp8: return w.scheme.act == ActQuant::None ? kMaxSliceTokens : 16;

@@ -339,6 +339,7 @@ __global__ void __launch_bounds__(kWarps * 32) small_m_kernel(const SmallMParams
 #pragma unroll
   for (int s = 0; s < ST - 1; ++s) issue();
   griddep_wait();  // weights are in flight; activations come from the preceding pre-kernel
+  griddep_launch_dependents();  // the next kernel may launch and wait for us (PDL)
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -494,6 +495,7 @@ __global__ void __launch_bounds__(kDecWarps * 32, 3) decode_kernel(const SmallMP
 #pragma unroll
   for (int s = 0; s < R; ++s) load(buf[s], s);
   griddep_wait();  // weights are in flight; activations come from the preceding pre-kernel
+  griddep_launch_dependents();  // the next kernel may launch and wait for us (PDL)
 
   const uint8_t* xrow[NT];
 #pragma unroll

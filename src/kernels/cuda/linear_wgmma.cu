@@ -246,6 +246,8 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
   __syncthreads();
+  // The next kernel (PDL) may launch now: it prefetches only read-only data before waiting for us.
+  griddep_launch_dependents();
 
   if (warp == kConsumers / 32) {  // producer warp: one thread issues every copy
     if (lane == 0) {
