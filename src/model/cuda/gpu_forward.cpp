@@ -18,12 +18,17 @@ Fp8TokenActs GpuModel::fp8_input(const GpuProjection& p) const {
   return q;
 }
 
-void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
+void GpuModel::linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T,
+                         float* y, const Fp8TokenActs& xq) {
   const LinearPath path = opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast;
   if (xq)
-    linear_forward(w, xq, T, y, lws_, stream_, path);
+    linear_forward(w, xq, T, y, ws, s, path);
   else
-    linear_forward(w, x, T, y, lws_, stream_, path);
+    linear_forward(w, x, T, y, ws, s, path);
+}
+
+void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
+  linear_on(stream_, lws_, w, x, T, y, xq);
 }
 
 void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
@@ -66,9 +71,21 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     const GdnDims gd = gdn_dims(cfg_);
     const GdnStateView st = cache.state(gdn_layer);
     const int64_t C = gd.conv_dim();
+    const Fp8TokenActs q_ba = ba_bf16 ? Fp8TokenActs{} : q_in;
+    // b|a on the side stream (fork after the norm, join before the delta rule), unless a projection
+    // is split into parts (they share the split_ scratch).
+    const bool side = side_ && side_lws_.bytes > 0 && l.gdn.ba.fused() && l.gdn.qkvz.fused();
+    if (side) {
+      GDN_CUDA_CHECK(cudaEventRecord(fork_, stream_));
+      GDN_CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
+      linear_on(side_, side_lws_, l.gdn.ba.linears[0], xn_, T, ba_, q_ba);
+      GDN_CUDA_CHECK(cudaEventRecord(join_, side_));
+    } else {
+      project(l.gdn.ba, xn_, T, ba_, q_ba);
+    }
     project(l.gdn.qkvz, xn_, T, proj_, q_in);
-    project(l.gdn.ba, xn_, T, ba_, ba_bf16 ? Fp8TokenActs{} : q_in);
     gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
+    if (side) GDN_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
     gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
                    gdn_ws_bytes_, stream_);
     const Fp8TokenActs q_out = fp8_input(l.gdn.out);

@@ -53,6 +53,11 @@ GpuModel::GpuModel(const Qwen35Config& cfg, GpuWeights weights, const GpuModelOp
   std::erase_if(opts_.graph_batches, [&](int b) { return b < 1 || b > opts_.max_seqs; });
   std::sort(opts_.graph_batches.begin(), opts_.graph_batches.end());
   GDN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  if (opts_.overlap_ba) {
+    GDN_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    GDN_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    GDN_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+  }
   size_t free0 = 0, total = 0;
   GDN_CUDA_CHECK(cudaMemGetInfo(&free0, &total));
   allocate_buffers();
@@ -66,6 +71,9 @@ GpuModel::~GpuModel() {
   graphs_.clear();
   if (meta_host_) cudaFreeHost(meta_host_);
   if (samp_host_) cudaFreeHost(samp_host_);
+  if (join_) cudaEventDestroy(join_);
+  if (fork_) cudaEventDestroy(fork_);
+  if (side_) cudaStreamDestroy(side_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -81,7 +89,7 @@ void GpuModel::allocate_buffers() {
   // Largest projection output, the scratch of unfused projections, the linear workspace, and the
   // row width of the fused FP8 activations (the widest padded K of a linear that takes them).
   int64_t proj_cols = 2 * I, split_cols = 0;
-  size_t lws = 0;
+  size_t lws = 0, side_lws = 0;
   xq_ld_ = 0;
   auto see_linear = [&](const DeviceLinear& d, int64_t m) {
     lws = std::max(lws, linear_workspace_bytes(d, m));
@@ -101,6 +109,8 @@ void GpuModel::allocate_buffers() {
     } else {
       see_proj(l.gdn.qkvz);
       see_proj(l.gdn.ba);
+      if (side_)
+        for (const DeviceLinear& d : l.gdn.ba.linears) side_lws = std::max(side_lws, linear_workspace_bytes(d, T));
       see_linear(l.gdn.out, T);
     }
     see_proj(l.gate_up);
@@ -145,6 +155,7 @@ void GpuModel::allocate_buffers() {
       {reinterpret_cast<void**>(&xq_), opts_.fuse_act_quant ? size_t(T * xq_ld_) : 0},
       {reinterpret_cast<void**>(&xs_), opts_.fuse_act_quant && xq_ld_ > 0 ? size_t(T) * 4 : 0},
       {&lws_.ptr, lws},
+      {&side_lws_.ptr, side_lws},
       {&attn_ws_, attn_ws_bytes_},
       {&gdn_ws_, gdn_ws_bytes_},
       {&samp_ws_, samp_ws_bytes_},
@@ -160,6 +171,8 @@ void GpuModel::allocate_buffers() {
   logit_rows_dev_ = meta_dev_ + mt.logit_rows();
   lws_.bytes = lws;
   linear_workspace_init(lws_, stream_);
+  side_lws_.bytes = side_lws;
+  if (side_lws > 0) linear_workspace_init(side_lws_, stream_);
   GDN_CUDA_CHECK(cudaMallocHost(&meta_host_, meta_ints_ * 4));
   std::memset(meta_host_, 0, meta_ints_ * 4);
   GDN_CUDA_CHECK(cudaMallocHost(&samp_host_, size_t(S) * sizeof(GpuSamplingRow) +

@@ -39,6 +39,10 @@ struct GpuModelOptions {
   // quantize it themselves instead of the linear's pre-kernel: the same codes and scales, bit for
   // bit, in fewer kernels and bytes. false: the separate pre-kernel (A/B checks).
   bool fuse_act_quant = true;
+  // DeltaNet's b|a projection runs on a side stream, concurrently with in_proj_qkv|z and the conv
+  // (it only joins before the delta rule): one small GEMV off the critical path of every DeltaNet
+  // layer. Only when both projections are single fused linears.
+  bool overlap_ba = true;
 };
 
 // One sequence's part of a step.
@@ -112,6 +116,9 @@ class GpuModel {
                      const float* pending);
   void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
   void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
+  // The same on another stream with its own workspace (the b|a side stream).
+  void linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y,
+                 const Fp8TokenActs& xq);
   // The FP8 per-token input buffer for the consumer(s), when they take it and fusion is on; else {}.
   Fp8TokenActs fp8_input(const GpuProjection& p) const;
   Fp8TokenActs fp8_input(const DeviceLinear& w) const;
@@ -122,6 +129,8 @@ class GpuModel {
   GpuWeights w_;
   GpuModelOptions opts_;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t side_ = nullptr;                         // b|a (overlap_ba)
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;         // side_ waits for fork_, stream_ for join_
   std::unique_ptr<DeviceArena> act_;
   int64_t act_bytes_ = 0, act_peak_ = 0;
   int max_logit_rows_ = 0, max_blocks_ = 0, penalty_capacity_ = 0;
@@ -138,7 +147,7 @@ class GpuModel {
   uint8_t* xq_ = nullptr;  // FP8 codes [T][xq_ld_] of the next linear's input (fuse_act_quant)
   float* xs_ = nullptr;    // their per-token scales [T]
   int64_t xq_ld_ = 0;
-  LinearWorkspace lws_;
+  LinearWorkspace lws_, side_lws_;
   void* attn_ws_ = nullptr;
   size_t attn_ws_bytes_ = 0;
   void* gdn_ws_ = nullptr;
