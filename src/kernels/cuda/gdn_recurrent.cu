@@ -265,9 +265,7 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
                        __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q) {
   if (T <= 0) return;
   const int64_t cols = d.value_dim * d.value_heads;
-  if (q && (q.ld % 16 || q.kpad < cols || q.ld < q.kpad || !q.scales))
-    throw CudaError("gdn_gated_rmsnorm: FP8 output of " + std::to_string(cols) + " columns into kpad " +
-                    std::to_string(q.kpad) + ", ld " + std::to_string(q.ld));
+  if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
   if (q && gdn_gated_rmsnorm_fusable(d)) {
     detail::launch_pdl(detail::gdn_gated_rmsnorm_fp8_kernel, dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
                        true, o, z, z_ld, w, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes,

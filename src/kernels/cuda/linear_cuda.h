@@ -186,6 +186,8 @@ struct Fp8TokenActs {
   int64_t kpad = 0;  // the consumer's cols_pad
   explicit operator bool() const { return codes != nullptr; }
 };
+// Throws CudaError (naming `what`) unless q can take a row of `cols` values.
+void check_fp8_token_out(const Fp8TokenActs& q, int64_t cols, const char* what);
 
 // y[M, N] (fp32, row-major) = quantize_activations(x[M, K] bf16, row-major) · dequant(W)ᵀ.
 // x and y must be 16-byte aligned. Throws CudaError on a CUDA/cuBLASLt failure or a workspace too

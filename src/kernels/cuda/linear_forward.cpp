@@ -164,7 +164,34 @@ int64_t auto_small_limit(const DeviceLinear& w, bool fast) {
   return small_m_limit(w);
 }
 
+// What both linear_forward overloads decide first: the workspace layout for M (checked against the
+// caller's workspace), and the path.
+struct CallPlan {
+  WsLayout L;
+  char* base = nullptr;
+  bool fast = false, small = false;
+};
+
+CallPlan plan_call(const DeviceLinear& w, int64_t M, LinearWorkspace ws, LinearPath path) {
+  CallPlan c;
+  c.L = ws_layout(w, M);
+  if (c.L.total > ws.bytes)
+    throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
+                    " needs " + std::to_string(c.L.total));
+  c.base = static_cast<char*>(ws.ptr);
+  c.fast = path == LinearPath::AutoFast;
+  if (c.fast) path = LinearPath::Auto;
+  c.small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= auto_small_limit(w, c.fast));
+  return c;
+}
+
 }  // namespace
+
+void check_fp8_token_out(const Fp8TokenActs& q, int64_t cols, const char* what) {
+  if (q.ld % 16 || q.kpad < cols || q.ld < q.kpad || !q.scales)
+    throw CudaError(std::string(what) + ": FP8 output of " + std::to_string(cols) + " columns into kpad " +
+                    std::to_string(q.kpad) + ", ld " + std::to_string(q.ld));
+}
 
 size_t linear_workspace_bytes(const DeviceLinear& w, int64_t max_m) { return ws_layout(w, max_m).total; }
 
@@ -175,14 +202,10 @@ void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream) {
 void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
                     cudaStream_t stream, LinearPath path) {
   if (M <= 0) return;
-  const WsLayout L = ws_layout(w, M);
-  if (L.total > ws.bytes)
-    throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
-                    " needs " + std::to_string(L.total));
-  char* base = static_cast<char*>(ws.ptr);
-  const bool fast = path == LinearPath::AutoFast;
-  if (fast) path = LinearPath::Auto;
-  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= auto_small_limit(w, fast));
+  const CallPlan c = plan_call(w, M, ws, path);
+  const WsLayout& L = c.L;
+  char* const base = c.base;
+  const bool fast = c.fast, small = c.small;
   const bool pdl = pdl_enabled();
   const int64_t K = w.cols, Kp = w.cols_pad, m4 = round_up(M, 4);
   const ActQuant act = w.scheme.act;
@@ -317,18 +340,11 @@ void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, flo
   if (x.kpad != w.cols_pad || x.ld < x.kpad || x.ld % 16 || !x.scales)
     throw CudaError("linear_forward: FP8 activations of " + std::to_string(x.kpad) + " columns (ld " +
                     std::to_string(x.ld) + ") for a weight of " + std::to_string(w.cols_pad) + " padded columns");
-  const WsLayout L = ws_layout(w, M);
-  if (L.total > ws.bytes)
-    throw CudaError("linear_forward: workspace of " + std::to_string(ws.bytes) + " bytes, M = " + std::to_string(M) +
-                    " needs " + std::to_string(L.total));
-  char* base = static_cast<char*>(ws.ptr);
-  const bool fast = path == LinearPath::AutoFast;
-  if (fast) path = LinearPath::Auto;
-  const bool small = path == LinearPath::SmallM || (path == LinearPath::Auto && M <= auto_small_limit(w, fast));
+  const CallPlan c = plan_call(w, M, ws, path);
   Acts a;
   a.x = x.codes, a.ldx = x.ld, a.elem = 1, a.sx = x.scales;
-  if (small) return run_small(w, a, 0, M, y, base, L, stream, fast);
-  run_large_fp8_token(w, a, M, y, base, L, stream, fast);
+  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
+  run_large_fp8_token(w, a, M, y, c.base, c.L, stream, c.fast);
 }
 
 }  // namespace gdn::cuda

@@ -320,12 +320,6 @@ __global__ void __launch_bounds__(THREADS) swiglu_fp8_kernel(const float* __rest
 
 Fp8Rows fp8_rows(const Fp8TokenActs& q) { return Fp8Rows{q.codes, q.scales, q.ld, q.kpad}; }
 
-void check_fp8_out(const Fp8TokenActs& q, int64_t cols, const char* what) {
-  if (q.ld % 16 || q.kpad < cols || q.ld < q.kpad || !q.scales)
-    throw CudaError(std::string(what) + ": FP8 output of " + std::to_string(cols) + " columns into kpad " +
-                    std::to_string(q.kpad) + ", ld " + std::to_string(q.ld));
-}
-
 // Not fusable: the BF16 output, then the linear layers' own per-token quantization of it.
 void quantize_after(const __nv_bfloat16* out, int T, int64_t cols, const Fp8TokenActs& q, cudaStream_t s,
                     const char* what) {
@@ -360,7 +354,7 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
                  float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q) {
   if (T <= 0 || H <= 0) return;
-  if (q) check_fp8_out(q, H, "add_rmsnorm");
+  if (q) check_fp8_token_out(q, H, "add_rmsnorm");
   if (H > kMaxVec * 4 * kNormThreads)
     throw CudaError("add_rmsnorm: H = " + std::to_string(H) + " exceeds " + std::to_string(kMaxVec * 4 * kNormThreads));
   int out_rows = T;
@@ -391,7 +385,7 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
 
 void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q) {
   if (T <= 0 || I <= 0) return;
-  if (q) check_fp8_out(q, I, "swiglu");
+  if (q) check_fp8_token_out(q, I, "swiglu");
   if (q && fp8_row_fusable(I)) {
     detail::launch_pdl(swiglu_fp8_kernel<kSwThreads, kSwVec>, dim3(unsigned(T)), dim3(kSwThreads), 0, stream, true, gu,
                        I, out, fp8_rows(q));
