@@ -53,11 +53,20 @@ __device__ __forceinline__ void store_cache(void* cache, size_t idx, float v, fl
 template <bool kFp8>
 __global__ void __launch_bounds__(kPrepWarps * 32) attention_prepare_kernel(PrepareArgs a, InvFreq inv_freq) {
   __shared__ float row_buf[kPrepWarps][kMaxHeadDim];
-  detail::griddep_wait();  // launched with PDL
-  detail::griddep_launch_dependents();
   const int t = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int D = a.head_dim, H = a.heads, KVH = a.kv_heads;
+  // The norm weights of this lane's elements (i = lane + 32·k), fetched before waiting (PDL).
+  constexpr int kPerLane = kMaxHeadDim / 32;
+  float wq[kPerLane], wk[kPerLane];
+#pragma unroll
+  for (int k = 0; k < kPerLane; ++k) {
+    const int i = lane + 32 * k;
+    wq[k] = i < D ? __ldg(a.q_norm_w + i) : 0.f;
+    wk[k] = i < D ? __ldg(a.k_norm_w + i) : 0.f;
+  }
+  detail::griddep_wait();  // launched with PDL
+  detail::griddep_launch_dependents();
   const int half = a.rotary_dim / 2;
   const int pos = a.positions[t];
   const int slot = a.slots[t];
@@ -82,8 +91,11 @@ __global__ void __launch_bounds__(kPrepWarps * 32) attention_prepare_kernel(Prep
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
     const float inv_rms = 1.f / sqrtf(ss / float(D) + a.eps);
-    const float* w = is_q ? a.q_norm_w : a.k_norm_w;
-    for (int i = lane; i < D; i += 32) buf[i] = (src[i] * inv_rms) * (1.f + w[i]);
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int i = lane + 32 * k;
+      if (i < D) buf[i] = (src[i] * inv_rms) * (1.f + (is_q ? wq[k] : wk[k]));
+    }
     __syncwarp();
     for (int i = lane; i < D; i += 32) {
       float y = buf[i];

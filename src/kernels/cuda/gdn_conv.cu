@@ -103,19 +103,22 @@ __device__ __forceinline__ Vec<VEC> conv_point(const Vec<VEC> (&w)[K], const Vec
 
 template <int K, int VEC>
 __global__ void __launch_bounds__(kConvThreads) conv_seq_kernel(ConvParams p) {
-  detail::griddep_wait();  // launched with PDL (decode): the projections it reads come from the previous kernel
-  detail::griddep_launch_dependents();
   const int c = (blockIdx.x * kConvThreads + threadIdx.x) * VEC;
   const int s = blockIdx.y;
+  Vec<VEC> w[K];  // the weights are read-only: fetched before waiting for the previous kernel (PDL)
+  if (c < p.C) {
+#pragma unroll
+    for (int i = 0; i < K; ++i) w[i] = vload<VEC>(p.w + int64_t(i) * p.C + c);
+  }
+  detail::griddep_wait();  // launched with PDL (decode): the projections it reads come from the previous kernel
+  detail::griddep_launch_dependents();
   if (c >= p.C) return;
   const int slot = p.state_slots[s];
   if (slot < 0) return;
   const int bos = p.cu_seqlens[s], len = p.cu_seqlens[s + 1] - bos;
   if (len <= 0) return;
   float* st = p.state + (int64_t(slot) * (K - 1)) * p.C + c;
-  Vec<VEC> w[K], h[K - 1];
-#pragma unroll
-  for (int i = 0; i < K; ++i) w[i] = vload<VEC>(p.w + int64_t(i) * p.C + c);
+  Vec<VEC> h[K - 1];
 #pragma unroll
   for (int i = 0; i < K - 1; ++i) h[i] = vload_rw<VEC>(st + int64_t(i) * p.C);
   for (int t = 0; t < len; ++t) {

@@ -26,9 +26,11 @@ constexpr int kRecThreads = 256;
 constexpr int kRecCols = 32;  // state columns per CTA (8 quads)
 
 __global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams p) {
-  griddep_wait();  // launched with PDL
-  griddep_launch_dependents();
   const int s = blockIdx.z, j = blockIdx.y, c0 = blockIdx.x * kRecCols;
+  // Before waiting for the previous kernel (PDL): the weights, the step's metadata (uploaded before
+  // the step's first kernel) and this head's state (last written by this layer in an earlier step)
+  // — the state streaming, the bulk of the traffic, overlaps the projections still running.
+  const float nA = __ldg(p.neg_exp_A + j), dtb = __ldg(p.dt_bias + j);
   const int bos = p.cu_seqlens[s];
   if (p.cu_seqlens[s + 1] - bos != 1) return;  // longer sequences: chunked kernel
   const int slot = p.state_slots[s];
@@ -46,6 +48,8 @@ __global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams 
     const int i = rg + 32 * u;
     sv[u] = (i < DK && col_ok) ? *reinterpret_cast<const float4*>(Sg + int64_t(i) * DV) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
+  griddep_wait();  // q, k, v and b, a come from the preceding kernels
+  griddep_launch_dependents();
 
   __shared__ float sq[128], sk[128], red[3];
   __shared__ float4 redk[8][8], redq[8][8];
@@ -55,7 +59,7 @@ __global__ void __launch_bounds__(kRecThreads) gdn_recurrent_kernel(DeltaParams 
   const float4 v4 = col_ok ? *reinterpret_cast<const float4*>(row + 2 * int64_t(p.HK) * DK + int64_t(j) * DV + c0 + c)
                            : make_float4(0.f, 0.f, 0.f, 0.f);
   const float* bar = p.ba + int64_t(bos) * p.ba_ld;
-  const float b_in = bar[j], a_in = bar[p.HV + j], nA = p.neg_exp_A[j], dtb = p.dt_bias[j];
+  const float b_in = bar[j], a_in = bar[p.HV + j];
   if (tid < 128) sq[tid] = tid < DK ? row[kh * DK + tid] : 0.f;
   else sk[tid - 128] = tid - 128 < DK ? row[int64_t(p.HK) * DK + kh * DK + tid - 128] : 0.f;
   __syncthreads();
@@ -130,9 +134,8 @@ __device__ __forceinline__ float gated_norm_inv(const float* orow, int DV, float
   ss = gdn_warp_sum(ss);
   return 1.f / sqrtf(ss / float(DV) + eps);
 }
-__device__ __forceinline__ float gated_norm_value(const float* orow, const float* zrow, const float* w, float inv,
-                                                  int i) {
-  return w[i] * (orow[i] * inv) * gdn_silu(zrow[i]);
+__device__ __forceinline__ float gated_norm_value(const float* orow, const float* zrow, float wi, float inv, int i) {
+  return wi * (orow[i] * inv) * gdn_silu(zrow[i]);
 }
 
 // One warp per (token, value head) group of DV.
@@ -149,7 +152,7 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
   const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
   __nv_bfloat16* yrow = y + int64_t(r) * DV;
   const float inv = gated_norm_inv(orow, DV, eps, lane);
-  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(gated_norm_value(orow, zrow, w, inv, i));
+  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(gated_norm_value(orow, zrow, w[i], inv, i));
 }
 
 // The same, one CTA per token, the row's BF16 values also quantized per token for out_proj
@@ -161,9 +164,12 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
                                                                              __nv_bfloat16* y, uint8_t* codes,
                                                                              float* scales, int64_t ld, int64_t kpad) {
   __shared__ float qmax[32];
+  const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float wl[kQPerLane];  // the norm weights of this lane's elements, fetched before waiting (PDL)
+#pragma unroll
+  for (int k = 0; k < kQPerLane; ++k) wl[k] = lane + 32 * k < DV ? __ldg(w + lane + 32 * k) : 0.f;
   griddep_wait();
   griddep_launch_dependents();
-  const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   // Touch every input this thread reads first (all heads' o and z in flight at once: at one token
   // per step this kernel is latency-bound), then the per-head norms from L1.
 #pragma unroll
@@ -192,7 +198,7 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
     for (int k = 0; k < kQPerLane; ++k) {
       const int i = lane + 32 * k;
       if (i >= DV) break;
-      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, w, inv, i));
+      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, wl[k], inv, i));
       if (y) y[(int64_t(t) * HV + h) * DV + i] = b;
       v[hh][k] = __bfloat162float(b);
       amax = fmaxf(amax, fabsf(v[hh][k]));

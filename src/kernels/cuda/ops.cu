@@ -115,6 +115,8 @@ __global__ void embed_kernel(EmbedParams p, const int32_t* __restrict__ ids, flo
 constexpr int kNormThreads = 256;
 constexpr int kMaxVec = 8;  // float4 per thread: H ≤ 8192 with 256 threads
 
+// Warp sums, then the warps' sums by a second shuffle tree (every warp computes the same tree, so
+// every thread gets the same bits; no serial chain of 32 dependent adds at 1024 threads).
 __device__ __forceinline__ double block_sum_double(double v, double* scratch) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
@@ -122,8 +124,9 @@ __device__ __forceinline__ double block_sum_double(double v, double* scratch) {
   __syncthreads();  // scratch may still be read from a previous call
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  double s = 0;
-  for (int i = 0; i < nw; ++i) s += scratch[i];  // same order in every thread
+  double s = lane < nw ? scratch[lane] : 0.0;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
   return s;
 }
 
@@ -172,18 +175,30 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
                                                                    __nv_bfloat16* __restrict__ out_bf16,
                                                                    float* __restrict__ out_f32,
                                                                    const int32_t* __restrict__ rows, Fp8Rows q) {
+  // float4 groups per thread: H ≤ 8192 (the host checks) needs 8 at 256 threads, 2 at 1024.
+  constexpr int NV = THREADS >= 1024 ? 2 : kMaxVec;
+  static_assert(NV * 4 * THREADS >= kMaxVec * 4 * kNormThreads, "rows up to the host's bound must fit");
   __shared__ double scratch[32];
+  // The weights do not depend on the previous kernel: fetched before waiting for it (PDL).
+  const int n4 = VEC ? H / 4 : (H + 3) / 4;
+  float4 wv[NV];
+  if (VEC) {
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int g = threadIdx.x + j * THREADS;
+      wv[j] = g < n4 ? __ldg(reinterpret_cast<const float4*>(w) + g) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
   detail::griddep_wait();
   detail::griddep_launch_dependents();
   const int orow = blockIdx.x;
   const int64_t src = rows ? rows[orow] : orow;
   float* x = residual + src * H;
   const float* d = delta ? delta + src * H : nullptr;
-  float4 v[kMaxVec];
+  float4 v[NV];
   double ss = 0;
-  const int n4 = VEC ? H / 4 : (H + 3) / 4;
 #pragma unroll
-  for (int j = 0; j < kMaxVec; ++j) {
+  for (int j = 0; j < NV; ++j) {
     const int g = threadIdx.x + j * THREADS;
     if (g >= n4) break;
     float e[4];
@@ -213,14 +228,20 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
   ss = block_sum_double(ss, scratch);
   const float s = __fdiv_rn(1.f, __fsqrt_rn(__fadd_rn(float(ss / double(H)), eps)));
 #pragma unroll
-  for (int j = 0; j < kMaxVec; ++j) {
+  for (int j = 0; j < NV; ++j) {
     const int g = threadIdx.x + j * THREADS;
     if (g >= n4) break;
     float e[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
+    if (VEC) {
+      const float wk[4] = {wv[j].x, wv[j].y, wv[j].z, wv[j].w};
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const int i = 4 * g + k;
-      e[k] = (VEC || i < H) ? __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, w[i])) : 0.f;
+      for (int k = 0; k < 4; ++k) e[k] = __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, wk[k]));
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int i = 4 * g + k;
+        e[k] = i < H ? __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, w[i])) : 0.f;
+      }
     }
     const int64_t ob = int64_t(orow) * H;
     if (VEC) {
@@ -242,7 +263,7 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
     const int n4q = H / 4;
     float amax = 0.f;
 #pragma unroll
-    for (int j = 0; j < kMaxVec; ++j)
+    for (int j = 0; j < NV; ++j)
       if (threadIdx.x + j * THREADS < n4q)
         amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))));
     __shared__ float qmax[32];
@@ -368,19 +389,21 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
     out_rows = R;
   }
   if (out_rows <= 0) return;
-  // H % 4 == 0 quantizes in the kernel (H ≤ 8192 < fp8_row_fusable's bound); otherwise afterwards.
-  const Fp8Rows fq = q && H % 4 == 0 ? fp8_rows(q) : Fp8Rows{};
-  if (H % 4 == 0 && out_rows <= 64)
+  // Vector rows (H % 4 == 0, float4 weights) quantize in the kernel (H ≤ 8192 < fp8_row_fusable's
+  // bound); otherwise afterwards.
+  const bool vec = H % 4 == 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0;
+  const Fp8Rows fq = q && vec ? fp8_rows(q) : Fp8Rows{};
+  if (vec && out_rows <= 64)
     detail::launch_pdl(add_rmsnorm_kernel<true, 1024>, dim3(unsigned(out_rows)), dim3(1024), 0, stream, true,
                        residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
-  else if (H % 4 == 0)
+  else if (vec)
     detail::launch_pdl(add_rmsnorm_kernel<true, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream,
                        true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
   else
     detail::launch_pdl(add_rmsnorm_kernel<false, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0,
                        stream, true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
   GDN_CUDA_CHECK_LAUNCH();
-  if (q && H % 4 != 0) quantize_after(out_bf16, out_rows, H, q, stream, "add_rmsnorm");
+  if (q && !vec) quantize_after(out_bf16, out_rows, H, q, stream, "add_rmsnorm");
 }
 
 void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q) {
