@@ -171,9 +171,11 @@ TEST(QuantCli, InspectNamesLayoutPrecisionAndKvScales) {
   }
   EXPECT_GT(j["kv_budget"]["kv_fp8"]["max_tokens"].get<int64_t>(), j["kv_budget"]["kv_bf16"]["max_tokens"].get<int64_t>());
   const auto e = json::parse(run_cli("inspect --json --model " + fixture("quant/fp8-block-lmhead")).stdout_text);
-  for (const auto& g : e["tensor_groups"])
-    if (g["group"] == "lm_head" || g["group"] == "embed_tokens")
+  for (const auto& g : e["tensor_groups"]) {
+    if (g["group"] == "lm_head" || g["group"] == "embed_tokens") {
       EXPECT_NE(g["precision"].dump().find("FP8 block-128"), std::string::npos) << g.dump();
+    }
+  }
 }
 
 TEST(QuantCli, ActivationsSwitchSelectsWeightOnly) {

@@ -79,7 +79,9 @@ TEST(QuantCodecs, E4M3SaturatesAndKeepsNaN) {
   EXPECT_EQ(float_to_fp8_e4m3(NAN), 0x7F);
   for (int c = 0; c < 256; ++c) {  // every finite code round-trips
     const float v = fp8_e4m3_to_float(uint8_t(c));
-    if (std::isfinite(v) && v != 0.f) EXPECT_EQ(float_to_fp8_e4m3(v), c);
+    if (std::isfinite(v) && v != 0.f) {
+      EXPECT_EQ(float_to_fp8_e4m3(v), c);
+    }
   }
 }
 
@@ -100,7 +102,9 @@ TEST(QuantCodecs, E2M1RoundsToNearestEven) {
   for (auto [x, v] : cases) EXPECT_EQ(e2m1_to_float(float_to_e2m1(x)), v) << x;
   for (int c = 0; c < 16; ++c) {
     const float v = e2m1_to_float(uint8_t(c));
-    if (v != 0.f) EXPECT_EQ(float_to_e2m1(v), c);
+    if (v != 0.f) {
+      EXPECT_EQ(float_to_e2m1(v), c);
+    }
   }
 }
 
