@@ -158,16 +158,22 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
 // The same, one CTA per token, the row's BF16 values also quantized per token for out_proj
 // (act_fp8.cuh numerics). Warp wp owns heads wp, wp + kQWarps, ...; lane holds element
 // lane + 32·k of each: HV ≤ kQWarps·kQHeads, DV ≤ 32·kQPerLane.
+// kPreW (decode-sized steps): the norm weights go to registers before waiting for the previous
+// kernel (PDL); large steps read them where they are used (as registers they cost the 8K prefill
+// 324 → 349 µs per layer).
 constexpr int kQWarps = 16, kQHeads = 4, kQPerLane = 4;
+template <bool kPreW>
 __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(const float* o, const float* z, int64_t z_ld,
                                                                              const float* w, int HV, int DV, float eps,
                                                                              __nv_bfloat16* y, uint8_t* codes,
                                                                              float* scales, int64_t ld, int64_t kpad) {
   __shared__ float qmax[32];
   const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  float wl[kQPerLane];  // the norm weights of this lane's elements, fetched before waiting (PDL)
+  float wl[kQPerLane];  // the norm weights of this lane's elements
+  if constexpr (kPreW) {
 #pragma unroll
-  for (int k = 0; k < kQPerLane; ++k) wl[k] = lane + 32 * k < DV ? __ldg(w + lane + 32 * k) : 0.f;
+    for (int k = 0; k < kQPerLane; ++k) wl[k] = lane + 32 * k < DV ? __ldg(w + lane + 32 * k) : 0.f;
+  }
   griddep_wait();
   griddep_launch_dependents();
   // Touch every input this thread reads first (all heads' o and z in flight at once: at one token
@@ -198,7 +204,7 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
     for (int k = 0; k < kQPerLane; ++k) {
       const int i = lane + 32 * k;
       if (i >= DV) break;
-      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, wl[k], inv, i));
+      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, kPreW ? wl[k] : w[i], inv, i));
       if (y) y[(int64_t(t) * HV + h) * DV + i] = b;
       v[hh][k] = __bfloat162float(b);
       amax = fmaxf(amax, fabsf(v[hh][k]));
@@ -273,7 +279,8 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
   const int64_t cols = d.value_dim * d.value_heads;
   if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
   if (q && gdn_gated_rmsnorm_fusable(d)) {
-    detail::launch_pdl(detail::gdn_gated_rmsnorm_fp8_kernel, dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
+    detail::launch_pdl(T <= 64 ? detail::gdn_gated_rmsnorm_fp8_kernel<true> : detail::gdn_gated_rmsnorm_fp8_kernel<false>,
+                       dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
                        true, o, z, z_ld, w, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes,
                        q.scales, q.ld, q.kpad);
     GDN_CUDA_CHECK_LAUNCH();
