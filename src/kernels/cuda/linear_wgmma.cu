@@ -20,6 +20,11 @@
 //    last CTA of a tile (per-tile counter) sums the slots in split order — deterministic, no atomics
 //    on y — and resets the counter.
 //
+// Measured slower on the H100 and not kept (2026-11): 128-row tiles with two warpgroups; TMA
+// multicast of the activation tile over clusters of 2/4 row tiles (1.4–2.9×); two consumer
+// warpgroups on alternate K groups and 2-3 stage rings at 32/64 tokens; a persistent stream-K
+// schedule (every shape, e.g. in_proj at 64 tokens 46 → 57 µs). README "Whole model on the GPU".
+//
 // Status (H100, tests/gpu/test_linear_wgmma.cpp): layouts, swizzle, tails, scales and the split-K
 // reduction are right, and it streams 1.0-1.26× faster than the mma.sync kernel, but it is NOT
 // exact: ~2.5e-4 relative per row (≈ 2⁻¹², the same as cuBLASLt's FP8 GEMMs) even with every 128-K
