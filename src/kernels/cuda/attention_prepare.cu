@@ -164,7 +164,7 @@ void attention_prepare(const AttnDims& d, const float* qkv, int64_t ld, const St
   a.v_scale = kv.v_scale;
   a.fp8 = kv.dtype == KvDtype::Fp8E4m3;
   const dim3 grid(unsigned(m.num_tokens), unsigned((d.heads + 2 * d.kv_heads + kPrepWarps - 1) / kPrepWarps));
-  const bool small = m.num_tokens <= 64;
+  const bool small = m.num_tokens <= detail::kPreWaitMaxRows;
   auto kernel = a.fp8 ? (small ? attention_prepare_kernel<true, true> : attention_prepare_kernel<true, false>)
                       : (small ? attention_prepare_kernel<false, true> : attention_prepare_kernel<false, false>);
   detail::launch_pdl(kernel, grid, dim3(kPrepWarps * 32), 0, stream, true, a, inv);

@@ -279,7 +279,8 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
   const int64_t cols = d.value_dim * d.value_heads;
   if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
   if (q && gdn_gated_rmsnorm_fusable(d)) {
-    detail::launch_pdl(T <= 64 ? detail::gdn_gated_rmsnorm_fp8_kernel<true> : detail::gdn_gated_rmsnorm_fp8_kernel<false>,
+    detail::launch_pdl(T <= detail::kPreWaitMaxRows ? detail::gdn_gated_rmsnorm_fp8_kernel<true>
+                                                    : detail::gdn_gated_rmsnorm_fp8_kernel<false>,
                        dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
                        true, o, z, z_ld, w, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes,
                        q.scales, q.ld, q.kpad);

@@ -19,6 +19,10 @@
 
 namespace gdn::cuda::detail {
 
+// Steps of at most this many rows take the decode variants of the norm and prepare kernels, which
+// hold their weights in registers from before the wait; larger ones would lose occupancy to them.
+constexpr int kPreWaitMaxRows = 64;
+
 template <typename... KArgs, typename... Args>
 void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool pdl,
                 Args&&... args) {

@@ -235,12 +235,10 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
     const int g = threadIdx.x + j * THREADS;
     if (g >= n4) break;
     float e[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
-    if constexpr (kPreW) {
-      const float wk[4] = {wv[j].x, wv[j].y, wv[j].z, wv[j].w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k) e[k] = __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, wk[k]));
-    } else if (VEC) {
-      const float4 w4 = __ldg(reinterpret_cast<const float4*>(w) + g);
+    if (VEC) {
+      float4 w4;
+      if constexpr (kPreW) w4 = wv[j];
+      else w4 = __ldg(reinterpret_cast<const float4*>(w) + g);
       const float wk[4] = {w4.x, w4.y, w4.z, w4.w};
 #pragma unroll
       for (int k = 0; k < 4; ++k) e[k] = __fmul_rn(__fmul_rn(e[k], s), __fadd_rn(1.f, wk[k]));
@@ -401,7 +399,7 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
   // bound); otherwise afterwards.
   const bool vec = H % 4 == 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0;
   const Fp8Rows fq = q && vec ? fp8_rows(q) : Fp8Rows{};
-  if (vec && out_rows <= 64)
+  if (vec && out_rows <= detail::kPreWaitMaxRows)
     detail::launch_pdl(add_rmsnorm_kernel<true, 1024>, dim3(unsigned(out_rows)), dim3(1024), 0, stream, true,
                        residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
   else if (vec)
