@@ -50,7 +50,8 @@ __global__ void fill_bytes(uint8_t* p, size_t n, uint64_t seed, int mode) {
     const uint64_t h = hash64(seed ^ (i * 0x100000001B3ull));
     uint8_t c = uint8_t(h);
     if (mode == 1 && (c & 0x7F) == 0x7F) c ^= 1;
-    if (mode == 2) c = uint8_t(((4 + (h >> 8) % 7) << 3) | (h & 7));
+    // mode 2: normal E4M3 block scales in the device encoding (nvfp4_device_scale: code + 16)
+    if (mode == 2) c = uint8_t((((4 + (h >> 8) % 7) << 3) | (h & 7)) + 16);
     p[i] = c;
   }
 }

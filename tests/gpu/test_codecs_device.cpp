@@ -159,6 +159,54 @@ INSTANTIATE_TEST_SUITE_P(Layouts, CodecWeightDecode,
                                            Layout::Fp8BlkW8A16, Layout::Nvfp4A4, Layout::Nvfp4W4A16),
                          [](const auto& info) { return std::string(layout_name(info.param)); });
 
+// Every E4M3 block-scale byte (subnormals, zero, negative, NaN), through the device encoding
+// (nvfp4_device_scale / nvfp4_device_word: sign folded into the codes, zero as −0, NaN kept):
+// one-hot activations read each weight back on both paths; exact like EveryCodeExact, NaN for NaN.
+TEST(CodecWeightDecode, Nvfp4EveryScaleByteExact) {
+  const int64_t N = 256, K = 512, M = 64;
+  auto h = make_linear(Layout::Nvfp4W4A16, N, K, 5);
+  // Every byte in every row position; NaN codes (a NaN weight makes its whole output row NaN) only
+  // in the last 8 rows, so the other rows check every finite scale.
+  for (int64_t i = 0; i < N * (K / 16); ++i) {
+    uint8_t b = uint8_t((i * 7 + i / 256) % 256);
+    if ((b & 0x7F) == 0x7F && i / (K / 16) < N - 8) b ^= 1;
+    h->block_scales[size_t(i)] = b;
+  }
+  for (int64_t r = N - 8; r < N; ++r) h->block_scales[size_t(r * (K / 16) + r % (K / 16))] = r % 2 ? 0xFF : 0x7F;
+  GpuCtx g(size_t(128) << 20);
+  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
+  cuda::LinearWorkspace ws;
+  ws.bytes = cuda::linear_workspace_bytes(dw, M);
+  ws.ptr = g.arena.allocate(ws.bytes);
+  cuda::linear_workspace_init(ws, g.stream);
+  auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(M * K));
+  auto* dy = g.arena.allocate_n<float>(size_t(M * N));
+  int nan_seen = 0;
+  for (int64_t off = 0; off < K; off += M) {
+    std::vector<uint16_t> xh(size_t(M * K), 0);
+    for (int64_t m = 0; m < M; ++m) xh[size_t(m * K + off + m)] = float_to_bf16(1.f);
+    GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
+    const std::vector<float> ref = cpu_linear(h->cpu_ref, to_float(xh), M);
+    for (cuda::LinearPath path : {cuda::LinearPath::SmallM, cuda::LinearPath::LargeM}) {
+      const std::vector<float> y = gpu_linear(g, dw, dx, M, dy, ws, path);
+      for (int64_t i = 0; i < M * N; ++i) {
+        const float want = ref[size_t(i)], got = y[size_t(i)];
+        const int64_t r = i % N, k = off + i / N;
+        const std::string where = std::string(path == cuda::LinearPath::SmallM ? "small" : "large") + " weight [" +
+                                  std::to_string(r) + ", " + std::to_string(k) + "] scale byte " +
+                                  std::to_string(h->block_scales[size_t(r * (K / 16) + k / 16)]);
+        if (std::isnan(want)) {
+          ++nan_seen;
+          ASSERT_TRUE(std::isnan(got)) << where << " got " << got;
+          continue;
+        }
+        ASSERT_LE(std::fabs(got - want), 5e-7f * std::fabs(want)) << where << " got " << got << " want " << want;
+      }
+    }
+  }
+  EXPECT_GT(nan_seen, 0);  // the NaN scale codes were exercised
+}
+
 // --- groundwork
 
 TEST(Device, ArenaAlignsAndRefusesOverflow) {

@@ -11,7 +11,8 @@
 #
 # Knobs: GDN_TIME_BUDGET (seconds for the whole script, default 570), GDN_STAGES (default
 # "build tests sanitize profile bench"; profile = Nsight Compute on a few small-M calls), GDN_BENCH_ARGS (extra bench_gemm flags, e.g. --quick),
-# GDN_TEST_FILTER (gtest filter of the full test run).
+# GDN_TEST_FILTER (gtest filter of the full test run), GDN_NCU_KERNELS / GDN_NCU_COUNT (profile stage: kernel
+# name regex, number of launches).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -85,7 +86,8 @@ if has_stage profile && command -v ncu >/dev/null; then
   t0=$SECONDS
   set +e
   timeout -k 10 120 ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section WarpStateStats --section SchedulerStats -k regex:small_m_kernel -c 40 \
+    --section WarpStateStats --section SchedulerStats --section InstructionStats --section MemoryWorkloadAnalysis \
+    -k "regex:${GDN_NCU_KERNELS:-small_m_kernel|decode_kernel}" -c "${GDN_NCU_COUNT:-40}" \
     "$BUILD/bench_gemm" --profile >"$OUT/ncu.txt" 2>&1
   NCU_RC=$?
   set -e

@@ -28,20 +28,30 @@ __device__ __forceinline__ void e4m3x4_to_bf16(uint32_t w, uint32_t& lo, uint32_
   hi = bf16x2_bits(__hmul2(bits_bf16x2(e4m3x2_raw_bf16(__byte_perm(w, 0, 0x4342))), k2p120));
 }
 
-// Pair k (0..3) of a permuted NVFP4 word (nibble k = e_2k, nibble k+4 = e_2k+1) as BF16 bits
-// holding value·2⁻¹²⁶: magnitude bits (e1 e0 m) → BF16 bits 8..6, sign → bit 15.
-template <int k>
-__device__ __forceinline__ uint32_t e2m1_pair_raw(uint32_t w) {
-  const uint32_t x = w >> (4 * k);
-  return ((x << 6) & 0x01C001C0u) | ((x << 12) & 0x80008000u);
+// The four BF16 pairs (e0,e1) (e2,e3) (e4,e5) (e6,e7) of one device NVFP4 word (bit layout in
+// linear_cuda.h, DeviceWeightKind::Nvfp4), each half holding value·2⁻¹²⁶: magnitude bits
+// (e1 e0 m) at BF16 bits 8..6, sign at bit 15. Pairs 0-2 are one rotate and one AND, pair 3 two of
+// each: 9 integer ops per 8 elements (the nibble-shift decode took 15).
+__device__ __forceinline__ void nvfp4_word_raw(uint32_t w, uint32_t (&pair)[4]) {
+  constexpr uint32_t kP = 0x81C081C0u, kRot30 = 0x01000100u, kRot6 = kP & ~kRot30;
+  pair[0] = w & kP;
+  pair[1] = __funnelshift_l(w, w, 4) & kP;
+  pair[2] = __funnelshift_l(w, w, 10) & kP;
+  pair[3] = (__funnelshift_l(w, w, 6) & kRot6) | (__funnelshift_l(w, w, 30) & kRot30);
 }
 
-// E4M3 block scale → BF16 pair (s·2¹¹⁸, s·2¹¹⁸): exact (s ≤ 448 keeps it below 2¹²⁷). Times a
-// decoded pair (v·2⁻¹²⁶) this gives v·s·2⁻⁸ exactly (6 significant bits, ≥ 2⁻¹⁸).
-__device__ __forceinline__ __nv_bfloat162 nvfp4_scale_pair(uint32_t code) {
-  const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(code & 0xFF), __NV_E4M3);
-  const float s = __half2float(__half(h)) * 0x1p118f;
-  return __float2bfloat162_rn(s);
+// Device block-scale byte i (0..3) of `word` → BF16 pair (S, S), S = s·2¹¹⁸ (the byte encoding in
+// linear_cuda.h: BF16 bits (b << 4) + 0x7600, exact for every E4M3 magnitude). Times a decoded
+// pair (v·2⁻¹²⁶) this gives v·s·2⁻⁸ exactly (≤ 6 significant bits, ≥ 2⁻¹⁸): one PRMT, one IMAD.
+template <int i>
+__device__ __forceinline__ __nv_bfloat162 nvfp4_scale_pair(uint32_t word) {
+  return bits_bf16x2(__byte_perm(word, 0, 0x4040u + 0x101u * i) * 16u + 0x76007600u);
+}
+// The same scale as a float s (the block's E4M3 value: 0 for code 0, NaN for NaN codes).
+__device__ __forceinline__ float nvfp4_scale_value(uint32_t b) {
+  if (b == 0xA0u) return 0.f;  // the encoding's −0 (products are zeros either way)
+  const uint32_t bits = ((b & 0xFFu) << 4) + 0x7600u;
+  return __uint_as_float(bits << 16) * 0x1p-118f;
 }
 
 // float → E4M3 code: round to nearest even, saturating to ±448 (== float_to_fp8_e4m3).

@@ -182,16 +182,16 @@ __global__ void nvfp4_dequant_kernel(const uint8_t* w, int64_t ldw, const uint8_
   const int64_t g = o / 128, c = (o % 128) / 64, t = (o % 64) / 16;
   const uint4 u = *reinterpret_cast<const uint4*>(w + r * ldw + o);
   const uint32_t sc = *reinterpret_cast<const uint32_t*>(bs + r * ld_bs + g * 16 + 4 * t) >> (16 * c);
-  const __nv_bfloat162 s_lo = nvfp4_scale_pair(sc), s_hi = nvfp4_scale_pair(sc >> 8);
+  const __nv_bfloat162 s_lo = nvfp4_scale_pair<0>(sc), s_hi = nvfp4_scale_pair<1>(sc);
   const uint32_t words[4] = {u.x, u.y, u.z, u.w};
   uint32_t d[16];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const __nv_bfloat162 s = i < 2 ? s_lo : s_hi;
-    d[4 * i + 0] = bf16x2_bits(__hmul2(bits_bf16x2(e2m1_pair_raw<0>(words[i])), s));
-    d[4 * i + 1] = bf16x2_bits(__hmul2(bits_bf16x2(e2m1_pair_raw<1>(words[i])), s));
-    d[4 * i + 2] = bf16x2_bits(__hmul2(bits_bf16x2(e2m1_pair_raw<2>(words[i])), s));
-    d[4 * i + 3] = bf16x2_bits(__hmul2(bits_bf16x2(e2m1_pair_raw<3>(words[i])), s));
+    uint32_t raw[4];
+    nvfp4_word_raw(words[i], raw);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) d[4 * i + k] = bf16x2_bits(__hmul2(bits_bf16x2(raw[k]), s));
   }
   uint4* dst = reinterpret_cast<uint4*>(out + (r - r0) * ldo + g * 256 + c * 128 + t * 32);
 #pragma unroll

@@ -48,10 +48,20 @@ class DeviceArena;
 enum class DeviceWeightKind : uint8_t {
   Bf16,   // [rows_pad, cols_pad] BF16
   Fp8,    // [rows_pad, cols_pad] E4M3 codes as stored (K-major rows)
-  Nvfp4,  // [rows_pad, cols_pad/2] E2M1 pairs; within every 32-bit word (8 elements e0..e7) the
-          // nibbles are permuted so nibble k holds e_{2k} and nibble k+4 holds e_{2k+1} (k = 0..3):
-          // then ((w >> 4k) & 0x000F000F) is the BF16 pair (e_{2k}, e_{2k+1}) after two shifts.
+  Nvfp4,  // [rows_pad, cols_pad/2] E2M1 codes, 8 elements e0..e7 per 32-bit word, bits placed so
+          // that the BF16 pair (e_2j, e_2j+1) is a rotate and a mask away (nvfp4_device_word).
 };
+
+// Device NVFP4 word: pair j's BF16 bits (low half: m→6, e0→7, e1→8, sign→15; high half +16) are
+// rotl(w, 0 | 4 | 10) & 0x81C081C0 for j = 0 | 1 | 2, and for j = 3 rotl(w, 6) & 0x80C080C0 |
+// rotl(w, 30) & 0x01000100. `natural` holds e_2k in the low and e_2k+1 in the high nibble of byte
+// k (the checkpoint's packing); `negate` flips every sign (a block with a negative scale is stored
+// as |s| with negated codes: the same products).
+uint32_t nvfp4_device_word(uint32_t natural, bool negate);
+// Device block-scale byte b of an E4M3 code: BF16 bits (b << 4) + 0x7600 are s·2¹¹⁸ exactly (b =
+// |code| + 16 for normal codes, a table for the 7 subnormals, 0xA0 → −0 for zero, 0x9C → NaN);
+// the sign goes into the codes (nvfp4_device_word).
+uint8_t nvfp4_device_scale(uint8_t code);
 
 // A weight resident on the GPU. Rows are padded to a multiple of 32 and columns to the kernels'
 // 128-byte K group (64 BF16, 128 FP8, 256 NVFP4 elements) with zeros, so no kernel needs a K tail;
@@ -64,9 +74,9 @@ struct DeviceLinear {
   const void* weight = nullptr;
   const float* scales = nullptr;         // Fp8PerChannel: [rows_pad]; Fp8Block128: [⌈N/128⌉, scale_ld] FP32
   int64_t scale_ld = 0;                  // ⌈K/128⌉ rounded up to 4 (cuBLASLt BLK128x128 stride rule)
-  const uint8_t* block_scales = nullptr; // NVFP4: [rows_pad, cols_pad/16] E4M3; within each 128-byte K
-                                         // group's 16 scale bytes, position 4t+2c+b holds natural block
-                                         // 8c+2t+b (one 32-bit load per row per group in the kernel)
+  const uint8_t* block_scales = nullptr; // NVFP4: [rows_pad, cols_pad/16] nvfp4_device_scale bytes;
+                                         // within each 128-byte K group's 16, position 4t+2c+b holds
+                                         // natural block 8c+2t+b (one 32-bit load per row and group)
   float nvfp4_weight_divisor = 1.f;      // W = e2m1 · s_block / divisor
   float nvfp4_input_global = 1.f;        // G_x
   // Fused weights (upload_fused_linear): part p owns output rows [part_begin[p], part_begin[p+1]),

@@ -76,9 +76,13 @@ struct SmallMPlan {
   int MT = 2, NT = 1, rtiles = 0, KG = 0;
   int warps = 0, blocks = 0, threads = 0;
   size_t smem = 0;
-  int ksplit = 0;  // > 0: the decode kernel (one CTA per row tile × K split); 0: the persistent kernel
+  int ksplit = 0;  // > 0: the decode kernel (work units of one row tile × K split); 0: the stream-K kernel
 };
 SmallMPlan plan_small_m(const DeviceLinear& w, int M);
+// The decode kernel (linear_decode.cu), which plan_small_m / launch_small_m pick where it applies.
+bool use_decode_kernel(const DeviceLinear& w, int M);
+SmallMPlan plan_decode(const DeviceLinear& w, int M);
+void launch_decode(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl);
 size_t small_m_partial_bytes(const DeviceLinear& w, int M);
 void launch_small_m(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cudaStream_t s, bool pdl);
 

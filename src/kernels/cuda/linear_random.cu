@@ -79,7 +79,7 @@ DeviceLinear random_linear(const MatrixRef& shape, DeviceArena& arena, cudaStrea
   if (d.kind == DeviceWeightKind::Nvfp4) {
     // W = e2m1 · s_block / divisor with |e2m1| ≤ 6: pick the block scale that makes max|W| ≈ target.
     const float s_block = std::fmin(448.f, target * d.nvfp4_weight_divisor / 6.f);
-    const uint8_t code = float_to_fp8_e4m3(s_block);
+    const uint8_t code = nvfp4_device_scale(float_to_fp8_e4m3(s_block));
     const int64_t nb = d.rows_pad * d.cols_pad / 16;
     auto* bs = arena.allocate_n<uint8_t>(size_t(nb));
     fill_u8<<<kBlocks, kThreads, 0, stream>>>(bs, nb, code);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -49,17 +50,39 @@ Geometry geometry(const MatrixRef& h) {
   return g;
 }
 
-// Nibble permutation of one 32-bit word of 8 E2M1 codes (see DeviceWeightKind::Nvfp4).
-uint32_t permute_nvfp4_word(uint32_t w) {
+}  // namespace
+
+uint32_t nvfp4_device_word(uint32_t natural, bool negate) {
+  // Bits each element's code sets, per element position and code (one OR per element: uploads of
+  // the 27B encode ~1.7·10⁹ words).
+  static const auto kTable = [] {
+    std::array<std::array<uint32_t, 16>, 8> t{};
+    constexpr int kRot[3] = {0, 4, 10};
+    for (int e = 0; e < 8; ++e)
+      for (uint32_t code = 0; code < 16; ++code) {
+        const int j = e / 2, half = 16 * (e % 2);
+        const int target[4] = {6 + half, 7 + half, 8 + half, 15 + half};  // m, e0, e1, sign
+        for (int b = 0; b < 4; ++b) {
+          const int rot = j < 3 ? kRot[j] : ((target[b] & 15) == 8 ? 30 : 6);
+          t[size_t(e)][code] |= ((code >> b) & 1u) << ((target[b] - rot + 32) % 32);
+        }
+      }
+    return t;
+  }();
+  const uint32_t flip = negate ? 0x88888888u : 0u;
+  const uint32_t w = natural ^ flip;
   uint32_t out = 0;
-  for (int k = 0; k < 4; ++k) {
-    out |= ((w >> (8 * k)) & 0xFu) << (4 * k);           // e_{2k}
-    out |= ((w >> (8 * k + 4)) & 0xFu) << (4 * k + 16);  // e_{2k+1}
-  }
+  for (int e = 0; e < 8; ++e) out |= kTable[size_t(e)][(w >> (4 * e)) & 0xFu];
   return out;
 }
 
-}  // namespace
+uint8_t nvfp4_device_scale(uint8_t code) {
+  constexpr uint8_t kSubnormal[8] = {0, 0, 8, 12, 16, 18, 20, 22};  // m·2⁻⁹·2¹¹⁸ = m·2¹⁰⁹
+  const uint8_t mag = code & 0x7F;
+  if (mag == 0x7F) return 0x9C;  // NaN: BF16 0x7FC0
+  if (mag == 0) return 0xA0;     // zero: BF16 0x8000
+  return mag >= 8 ? uint8_t(mag + 16) : kSubnormal[mag];
+}
 
 int64_t DeviceLinear::weight_bytes() const {
   int64_t b = 0;
@@ -202,11 +225,13 @@ DeviceLinear Uploader::linear(const MatrixRef& h) {
         return;
       case DeviceWeightKind::Nvfp4: {
         const auto* src = static_cast<const uint8_t*>(h.data) + r * (cols / 2);
+        const uint8_t* scales = h.quant->nvfp4_block_scales + r * (cols / 16);
         auto* o = reinterpret_cast<uint32_t*>(out);
         for (int64_t wi = 0; wi < cols / 8; ++wi) {
           uint32_t w;
           std::memcpy(&w, src + 4 * wi, 4);
-          o[wi] = permute_nvfp4_word(w);
+          const uint8_t s = scales[wi / 2];
+          o[wi] = nvfp4_device_word(w, (s & 0x80) != 0 && (s & 0x7F) != 0x7F);
         }
         std::memset(o + cols / 8, 0, size_t(g.cols_pad - cols) / 2);
         return;
@@ -254,7 +279,7 @@ DeviceLinear Uploader::linear(const MatrixRef& h) {
         const int64_t r = int64_t(i) / ld, p = int64_t(i) % ld;
         const int64_t grp = p / 16, q = p % 16, t = q / 4, c = (q / 2) % 2, b = q % 2;
         const int64_t nat = grp * 16 + 8 * c + 2 * t + b;  // natural block index of permuted position p
-        buf[i - off] = (r < rows && nat < nat_ld) ? src[r * nat_ld + nat] : 0;
+        buf[i - off] = nvfp4_device_scale((r < rows && nat < nat_ld) ? src[r * nat_ld + nat] : 0);
       }
     });
     d.block_scales = bs;

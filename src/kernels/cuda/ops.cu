@@ -96,12 +96,15 @@ __global__ void embed_kernel(EmbedParams p, const int32_t* __restrict__ ids, flo
       // Natural 16-block nb = 8c + 2t + b of a 128-byte group sits at byte 4t + 2c + b (linear_cuda.h).
       const int64_t nb = (g * 8) / 16, grp = nb / 16, q = nb % 16;
       const int64_t pos = grp * 16 + 4 * ((q % 8) / 2) + 2 * (q / 8) + (q % 2);
-      const float s = detail::e4m3_to_f32(bs[pos]);
+      const float s = detail::nvfp4_scale_value(bs[pos]);
+      uint32_t raw[4];  // BF16 pairs whose bits 8..6 / 15 (and 24..22 / 31) are the codes' magnitude / sign
+      detail::nvfp4_word_raw(w, raw);
       float v[8];
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        v[2 * k] = __fdiv_rn(__fmul_rn(e2m1_value((w >> (4 * k)) & 0xF), s), divisor);
-        v[2 * k + 1] = __fdiv_rn(__fmul_rn(e2m1_value((w >> (4 * k + 16)) & 0xF), s), divisor);
+        const uint32_t lo = ((raw[k] >> 6) & 7u) | ((raw[k] >> 12) & 8u), hi = ((raw[k] >> 22) & 7u) | ((raw[k] >> 28) & 8u);
+        v[2 * k] = __fdiv_rn(__fmul_rn(e2m1_value(lo), s), divisor);
+        v[2 * k + 1] = __fdiv_rn(__fmul_rn(e2m1_value(hi), s), divisor);
       }
       store8(o, g * 8, p.cols, v);
     }
