@@ -2,7 +2,7 @@
 # A/B measurements on the GPU machine, one call: build the GPU tests and both benchmarks, run a
 # gtest filter once, then the same benchmark commands under each environment variant, so kernel
 # choices switched by environment variables are compared in one process image on one GPU.
-#   run(command="GDN_AB_VARIANTS='base|GDN_SMALLM_NO_ACT_AHEAD=1' bash tools/device/ab.sh", carry=[".deps/debs"])
+#   run(command="GDN_AB_VARIANTS='base|GDN_SMALLM_PERSISTENT=1' bash tools/device/ab.sh", carry=[".deps/debs"])
 # Knobs: GDN_AB_VARIANTS ('|'-separated; each a space-separated list of NAME=VALUE, 'base' = none),
 #   GDN_AB_TESTS (gtest filter, empty = skip), GDN_AB_FORWARD ('|'-separated bench_forward argument
 #   lists, default: batch-1 and batch-8 decode steps of nvfp4 and fp8), GDN_AB_GEMM (bench_gemm
