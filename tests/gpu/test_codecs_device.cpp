@@ -121,37 +121,45 @@ TEST(CodecActQuant, Nvfp4MatchesCpu) {
 
 // --- weight decoding: one-hot activations read weights back one column at a time.
 
-class CodecWeightDecode : public ::testing::TestWithParam<Layout> {};
-
-TEST_P(CodecWeightDecode, EveryCodeExact) {
-  const int64_t N = 256, K = 512;  // 256 rows × 512 codes: every FP8 byte and E2M1 nibble many times
-  const auto h = make_linear(GetParam(), N, K, 99);
+// Reads every weight of h back through one-hot activations (64 columns per call) on the small-M and
+// large-M paths: check(path, row, col, got, want) asserts on each value against the CPU reference.
+template <typename Check>
+void read_back_weights(const HostLinear& h, Check&& check) {
+  const int64_t N = h.ref.rows, K = h.ref.cols, M = 64;
   GpuCtx g(size_t(128) << 20);
-  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  const int64_t M = 64;
+  const cuda::DeviceLinear dw = cuda::upload_linear(h.ref, g.arena, g.stream);
   cuda::LinearWorkspace ws;
   ws.bytes = cuda::linear_workspace_bytes(dw, M);
   ws.ptr = g.arena.allocate(ws.bytes);
   cuda::linear_workspace_init(ws, g.stream);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(M * K));
   auto* dy = g.arena.allocate_n<float>(size_t(M * N));
-  std::vector<float> row(static_cast<size_t>(K));
   for (int64_t off = 0; off < K; off += M) {
     std::vector<uint16_t> xh(size_t(M * K), 0);
     for (int64_t m = 0; m < M; ++m) xh[size_t(m * K + off + m)] = float_to_bf16(1.f);
     GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
-    const std::vector<float> ref = cpu_linear(h->cpu_ref, to_float(xh), M);
+    const std::vector<float> ref = cpu_linear(h.cpu_ref, to_float(xh), M);
     for (cuda::LinearPath path : {cuda::LinearPath::SmallM, cuda::LinearPath::LargeM}) {
       const std::vector<float> y = gpu_linear(g, dw, dx, M, dy, ws, path);
+      const char* name = path == cuda::LinearPath::SmallM ? "small" : "large";
       for (int64_t i = 0; i < M * N; ++i) {
-        // Exact up to the few roundings of the scale products (≤ 4 ulp).
-        const float tol = 5e-7f * std::fabs(ref[size_t(i)]);
-        ASSERT_LE(std::fabs(y[size_t(i)] - ref[size_t(i)]), tol)
-            << layout_name(GetParam()) << (path == cuda::LinearPath::SmallM ? " small" : " large") << " weight ["
-            << i % N << ", " << off + i / N << "] got " << y[size_t(i)] << " want " << ref[size_t(i)];
+        check(name, i % N, off + i / N, y[size_t(i)], ref[size_t(i)]);
+        if (::testing::Test::HasFatalFailure()) return;
       }
     }
   }
+}
+
+class CodecWeightDecode : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(CodecWeightDecode, EveryCodeExact) {
+  // 256 rows × 512 codes: every FP8 byte and E2M1 nibble many times.
+  const auto h = make_linear(GetParam(), 256, 512, 99);
+  read_back_weights(*h, [&](const char* path, int64_t r, int64_t k, float got, float want) {
+    // Exact up to the few roundings of the scale products (≤ 4 ulp).
+    ASSERT_LE(std::fabs(got - want), 5e-7f * std::fabs(want))
+        << layout_name(GetParam()) << " " << path << " weight [" << r << ", " << k << "] got " << got << " want " << want;
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, CodecWeightDecode,
@@ -163,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, CodecWeightDecode,
 // (nvfp4_device_scale / nvfp4_device_word: sign folded into the codes, zero as −0, NaN kept):
 // one-hot activations read each weight back on both paths; exact like EveryCodeExact, NaN for NaN.
 TEST(CodecWeightDecode, Nvfp4EveryScaleByteExact) {
-  const int64_t N = 256, K = 512, M = 64;
+  const int64_t N = 256, K = 512;
   auto h = make_linear(Layout::Nvfp4W4A16, N, K, 5);
   // Every byte in every row position; NaN codes (a NaN weight makes its whole output row NaN) only
   // in the last 8 rows, so the other rows check every finite scale.
@@ -173,37 +181,17 @@ TEST(CodecWeightDecode, Nvfp4EveryScaleByteExact) {
     h->block_scales[size_t(i)] = b;
   }
   for (int64_t r = N - 8; r < N; ++r) h->block_scales[size_t(r * (K / 16) + r % (K / 16))] = r % 2 ? 0xFF : 0x7F;
-  GpuCtx g(size_t(128) << 20);
-  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, M);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
-  auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(M * K));
-  auto* dy = g.arena.allocate_n<float>(size_t(M * N));
   int nan_seen = 0;
-  for (int64_t off = 0; off < K; off += M) {
-    std::vector<uint16_t> xh(size_t(M * K), 0);
-    for (int64_t m = 0; m < M; ++m) xh[size_t(m * K + off + m)] = float_to_bf16(1.f);
-    GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
-    const std::vector<float> ref = cpu_linear(h->cpu_ref, to_float(xh), M);
-    for (cuda::LinearPath path : {cuda::LinearPath::SmallM, cuda::LinearPath::LargeM}) {
-      const std::vector<float> y = gpu_linear(g, dw, dx, M, dy, ws, path);
-      for (int64_t i = 0; i < M * N; ++i) {
-        const float want = ref[size_t(i)], got = y[size_t(i)];
-        const int64_t r = i % N, k = off + i / N;
-        const std::string where = std::string(path == cuda::LinearPath::SmallM ? "small" : "large") + " weight [" +
-                                  std::to_string(r) + ", " + std::to_string(k) + "] scale byte " +
-                                  std::to_string(h->block_scales[size_t(r * (K / 16) + k / 16)]);
-        if (std::isnan(want)) {
-          ++nan_seen;
-          ASSERT_TRUE(std::isnan(got)) << where << " got " << got;
-          continue;
-        }
-        ASSERT_LE(std::fabs(got - want), 5e-7f * std::fabs(want)) << where << " got " << got << " want " << want;
-      }
+  read_back_weights(*h, [&](const char* path, int64_t r, int64_t k, float got, float want) {
+    const uint8_t scale = h->block_scales[size_t(r * (K / 16) + k / 16)];
+    if (std::isnan(want)) {
+      ++nan_seen;
+      ASSERT_TRUE(std::isnan(got)) << path << " weight [" << r << ", " << k << "] scale byte " << int(scale) << " got " << got;
+      return;
     }
-  }
+    ASSERT_LE(std::fabs(got - want), 5e-7f * std::fabs(want))
+        << path << " weight [" << r << ", " << k << "] scale byte " << int(scale) << " got " << got << " want " << want;
+  });
   EXPECT_GT(nan_seen, 0);  // the NaN scale codes were exercised
 }
 

@@ -225,10 +225,7 @@ SmallMPlan plan_decode(const DeviceLinear& w, int M) {
   // memory is not used). 32-row tiles spilled registers for the BF16-operand formats.
   pl.MT = 1;
   pl.rtiles = int(w.rows_pad / (16 * pl.MT));
-  const int64_t row_bytes = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2
-                            : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad
-                                                              : w.cols_pad / 2;
-  pl.KG = int(row_bytes / kGroupBytes);
+  pl.KG = k_groups(w);
   pl.threads = kDecWarps * 32;
   pl.smem = 0;
   int occ = 1;

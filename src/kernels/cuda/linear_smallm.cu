@@ -262,10 +262,7 @@ SmallMPlan plan_small_m(const DeviceLinear& w, int M) {
   // too few to spread over the GPU without splitting every tile many ways (k/v_proj, N = 1024).
   pl.MT = pl.NT <= 2 && w.rows_pad / 32 >= 2 * device_info().sm_count ? 2 : 1;
   pl.rtiles = int(w.rows_pad / (16 * pl.MT));
-  const int64_t row_bytes = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2
-                            : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad
-                                                              : w.cols_pad / 2;
-  pl.KG = int(row_bytes / kGroupBytes);
+  pl.KG = k_groups(w);
   pl.threads = kWarps * 32;
   with_instance(small_fmt(w), pl.MT, pl.NT, [&](auto inst) {
     using Inst = decltype(inst);

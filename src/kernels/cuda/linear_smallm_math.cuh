@@ -14,6 +14,14 @@
 
 namespace gdn::cuda::detail {
 
+// 128-byte K groups in one padded weight row (BF16: 64 elements, FP8: 128, NVFP4: 256).
+inline int k_groups(const DeviceLinear& w) {
+  const int64_t row_bytes = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2
+                            : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad
+                                                              : w.cols_pad / 2;
+  return int(row_bytes / kGroupBytes);
+}
+
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
