@@ -6,7 +6,8 @@
 # Knobs: GDN_AB_VARIANTS ('|'-separated; each a space-separated list of NAME=VALUE, 'base' = none),
 #   GDN_AB_TESTS (gtest filter, empty = skip), GDN_AB_FORWARD ('|'-separated bench_forward argument
 #   lists, default: batch-1 and batch-8 decode steps of nvfp4 and fp8), GDN_AB_GEMM (bench_gemm
-#   arguments, empty = skip; default --quick).
+#   arguments, empty = skip; default --quick), GDN_AB_GEMM_MAXM (largest M printed, default 16),
+#   GDN_AB_GEMM_LAYOUT (only rows of layouts containing this string).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -52,14 +53,16 @@ for i in "${!VARIANTS[@]}"; do
   if [[ -n "$GEMM" ]]; then
     read -r -a gargs <<<"$GEMM"
     env "${envs[@]}" timeout -k 5 200 "$BUILD/bench_gemm" "${gargs[@]}" --out "$OUT/gemm-$i.json" >"$OUT/gemm-$i.log" 2>&1 || true
-    python3 - "$OUT/gemm-$i.json" "$v" <<'PY' | tee -a "$SUMMARY"
-import json, sys
+    GDN_AB_GEMM_MAXM="${GDN_AB_GEMM_MAXM:-16}" GDN_AB_GEMM_LAYOUT="${GDN_AB_GEMM_LAYOUT:-}" \
+      python3 - "$OUT/gemm-$i.json" "$v" <<'PY' | tee -a "$SUMMARY"
+import json, os, sys
+maxm, lay = int(os.environ["GDN_AB_GEMM_MAXM"]), os.environ["GDN_AB_GEMM_LAYOUT"]
 try:
     d = json.load(open(sys.argv[1]))
 except Exception as e:
     print(f"[ab] [{sys.argv[2]}] gemm: no JSON ({e})"); sys.exit(0)
 for r in d["rows"]:
-    if r["M"] <= 16:
+    if r["M"] <= maxm and lay in r["layout"]:
         print(f"[ab] [{sys.argv[2]}] {r['shape']:16s} {r['layout']:12s} M={r['M']:<3d} {r['us']:8.2f} us  graph {r['graph_us'] or 0:8.2f} us  {r['GBps']:7.0f} GB/s")
 PY
   fi

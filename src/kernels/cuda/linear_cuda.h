@@ -14,7 +14,9 @@
 //    128-byte K group) iterations), 16-byte cp.async loads into a per-thread shared-memory ring
 //    (2-3 groups in flight), a deterministic last-warp reduction of split row tiles (no atomics on
 //    y), activation quantization in a pre-kernel overlapped by programmatic dependent launch.
-//    Default for FP8 W8A8 up to M = 16, NVFP4 up to 64, weight-only FP8 at every M.
+//    Default for FP8 W8A8 up to M = 16, NVFP4 up to 64, weight-only FP8 at every M. Two Hopper
+//    variants on wgmma: W8A8 FP8 (linear_wgmma.cu, LinearPath::AutoFast) and NVFP4 from 4 tokens
+//    (linear_nvfp4_wgmma.cu: the weights decoded to BF16 once per CTA; exact like mma.sync).
 //  * large M (prefill): cuBLASLt — BF16 (also the BF16 default at small M: its GEMV was faster);
 //    FP8 with OUTER_VEC_32F (per-channel × per-token) or BLK128x128_32F weight × VEC128_32F
 //    activation scales; NVFP4 dequantized to BF16 slices (exact: e2m1 × e4m3 fits BF16) + BF16

@@ -113,6 +113,16 @@ void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p, cudaStream_t
 void set_fp8_wgmma_mode(int mode);  // -1: GDN_FP8_WGMMA decides (unset = off); 0: off; 1: on
 void set_fp8_wgmma_tuning(const Fp8WgmmaTuning& t);
 
+// NVFP4 small-M path on wgmma (linear_nvfp4_wgmma.cu): the weights decoded to BF16 once per CTA
+// into shared memory, BF16 wgmma against the activations (BF16, or q·s for NVFP4 activations), for
+// kNvfp4WgmmaMinTokens ≤ M ≤ 64 on Hopper (GDN_NVFP4_WGMMA_MIN_M overrides the bound; 0 turns it
+// off). Below it the mma.sync decode kernel was as fast or faster (H100, bench_gemm). p: as for
+// launch_small_m; the schedule is planned here; partial needs nvfp4_wgmma_partial_bytes(w, M).
+constexpr int kNvfp4WgmmaMinTokens = 4;
+bool nvfp4_wgmma_applies(const DeviceLinear& w, int M);
+size_t nvfp4_wgmma_partial_bytes(const DeviceLinear& w, int M);
+void launch_nvfp4_wgmma(const DeviceLinear& w, const SmallMParams& p, cudaStream_t s, bool pdl);
+
 // Activation pre-kernels. All write [rows_out][ldo] with zeros past K and for rows M..rows_out-1.
 void launch_act_copy(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t rows_out,
                      int64_t ldo, cudaStream_t s, bool pdl);

@@ -44,13 +44,14 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/fp_codecs.cuh"
 #include "kernels/cuda/linear_internal.h"
+#include "kernels/cuda/wgmma_ptx.cuh"
 
 namespace gdn::cuda::detail {
 
 namespace {
 
-constexpr int kTileRows = 64;                // wgmma M
-constexpr int kConsumers = 128;              // one warpgroup
+constexpr int kTileRows = kWgRows;          // wgmma M
+constexpr int kConsumers = kWgConsumers;     // one warpgroup
 constexpr int kThreads = kConsumers + 32;    // + the producer warp
 constexpr int kWTileBytes = kTileRows * 128; // one K group of a row tile
 
@@ -63,49 +64,6 @@ Fp8WgmmaTuning g_tuning;
 int g_mode = -1;  // -1: GDN_FP8_WGMMA decides; 0 off; 1 on
 // Without GDN_FP8_WGMMA: off (faster, but ~2.5e-4 off the reference vs the project's 1e-5; see above).
 constexpr bool kFp8WgmmaDefaultOn = false;
-
-// ---- PTX wrappers -------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Spin inside one asm block: a C++ loop would be a divergent path to ptxas, which then serializes
-// the wgmma in flight around it.
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n WAIT_%=:\n"
-      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      " @!p bra WAIT_%=;\n}" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
-// 2-D TMA tile load (coordinates: c0 = K byte, c1 = row) completing on `bar`.
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
-          dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
-
-// wgmma shared-memory matrix descriptor, K-major with the 128-byte swizzle: start address >> 4
-// (bits 0-13), leading byte offset unused for swizzled K-major (0), stride byte offset = 1024 bytes
-// between 8-row atoms (bits 32-45, >> 4), base offset 0 (atoms 1024-byte aligned), layout type 1 =
-// SWIZZLE_128B (bits 62-63).
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr) {
-  return uint64_t((saddr & 0x3FFFF) >> 4) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 
 // d (+)= A[64×32 e4m3] · B[32×N e4m3]; accumulate = 0 overwrites d.
 template <int NTOK>
@@ -197,13 +155,6 @@ __device__ __forceinline__ void wgmma_e4m3_first<64>(float (&d)[32], uint64_t da
       : "memory");
 }
 
-__device__ __forceinline__ void consumer_bar() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
-
-// Accumulator element e of a consumer thread: D fragment of wgmma (per warp 16 rows; rows g, g+8;
-// columns 2·tq, 2·tq+1, then +8 for N = 16).
-__device__ __forceinline__ int frag_row(int warp, int lane, int e) { return warp * 16 + (lane >> 2) + ((e & 2) ? 8 : 0); }
-__device__ __forceinline__ int frag_tok(int lane, int e) { return (e >> 2) * 8 + 2 * (lane & 3) + (e & 1); }
-
 template <int NTOK>
 __device__ __forceinline__ void store_out(const SmallMParams& p, const float (&v)[NTOK / 2], int row0, int warp,
                                           int lane) {
@@ -232,7 +183,6 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
   const uint32_t wtile0 = base, xtile0 = base + ST * kWTileBytes;
   const uint32_t full0 = xtile0 + ST * kXTileBytes<NTOK>, empty0 = full0 + ST * 8;
-  __shared__ int last_flag;
 
   // CTA = (64-row tile, K split); the split owns K groups [u0, u0 + n).
   const int S = p.ksplit, tile = int(blockIdx.x) / S, split = int(blockIdx.x) - tile * S;
@@ -256,8 +206,8 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
 
   if (warp == kConsumers / 32) {  // producer warp: one thread issues every copy
     if (lane == 0) {
-      asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
-      asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(&xmap)) : "memory");
+      prefetch_tensormap(&wmap);
+      prefetch_tensormap(&xmap);
       const int pre = n < ST ? n : ST;
       // Weights first: they do not depend on the preceding kernel (PDL), activations do.
       for (int j = 0; j < pre; ++j) {
@@ -343,38 +293,7 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
     }
   }
 
-  if (S == 1) {
-    store_out<NTOK>(p, acc, row0, warp, lane);
-    return;
-  }
-  // Split K: this split's slot, then the last CTA of the tile sums the slots in split order.
-  const int tid = int(threadIdx.x);
-  float* slots = p.partial + int64_t(tile) * S * NR * kConsumers;
-#pragma unroll
-  for (int e = 0; e < NR; ++e) slots[(int64_t(split) * NR + e) * kConsumers + tid] = acc[e];
-  __threadfence();
-  consumer_bar();
-  if (tid == 0) last_flag = atomicAdd(p.counters + tile, 1) == S - 1;
-  consumer_bar();
-  if (!last_flag) return;
-  __threadfence();
-#pragma unroll
-  for (int e = 0; e < NR; ++e) acc[e] = 0.f;
-  constexpr int kU = NTOK <= 16 ? 4 : 1;  // slots' loads in flight (NR of them each)
-  for (int s0 = 0; s0 < S; s0 += kU) {
-    float part[kU][NR];
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-      for (int e = 0; e < NR; ++e)
-        part[u][e] = s0 + u < S ? __ldcg(slots + (int64_t(s0 + u) * NR + e) * kConsumers + tid) : 0.f;
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-      for (int e = 0; e < NR; ++e) acc[e] += part[u][e];
-  }
-  store_out<NTOK>(p, acc, row0, warp, lane);
-  if (tid == 0) p.counters[tile] = 0;
+  if (wg_split_k_finish<NR>(p, acc, tile, split)) store_out<NTOK>(p, acc, row0, warp, lane);
 }
 
 // ---- host side ----------------------------------------------------------------------------------
@@ -387,26 +306,10 @@ EncodeTiledFn encode_fn() {
     void* f = nullptr;
     cudaDriverEntryPointQueryResult q{};
     GDN_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
-    if (f == nullptr || q != cudaDriverEntryPointSuccess) throw CudaError("fp8 wgmma: cuTensorMapEncodeTiled unavailable");
+    if (f == nullptr || q != cudaDriverEntryPointSuccess) throw CudaError("TMA: cuTensorMapEncodeTiled unavailable");
     return reinterpret_cast<EncodeTiledFn>(f);
   }();
   return fn;
-}
-
-// 2-D byte tensor [rows][cols] (row stride ld bytes), box [box_rows][128 bytes], 128-byte swizzle;
-// rows past `rows` read as zeros.
-CUtensorMap make_map(const void* ptr, int64_t rows, int64_t cols, int64_t ld, int box_rows) {
-  CUtensorMap m;
-  std::memset(&m, 0, sizeof(m));
-  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(ld)};
-  const cuuint32_t box[2] = {128, cuuint32_t(box_rows)};
-  const cuuint32_t estr[2] = {1, 1};
-  const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(ptr), dims, strides, box, estr,
-                                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) throw CudaError("fp8 wgmma: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
-  return m;
 }
 
 template <int NTOK, int ST>
@@ -464,6 +367,22 @@ int max_split(int64_t rtiles, int64_t kg, int ntok) {
 }
 
 }  // namespace
+
+CUtensorMap make_tma_map(const void* ptr, int64_t rows, int64_t cols, int64_t ld, int box_rows, int box_cols,
+                         bool swizzle128) {
+  CUtensorMap m;
+  std::memset(&m, 0, sizeof(m));
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld)};
+  const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
+  const cuuint32_t estr[2] = {1, 1};
+  const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(ptr), dims, strides, box, estr,
+                                 CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                 swizzle128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) throw CudaError("TMA: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return m;
+}
 
 void set_fp8_wgmma_tuning(const Fp8WgmmaTuning& t) { g_tuning = t; }
 void set_fp8_wgmma_mode(int mode) { g_mode = mode; }
@@ -526,8 +445,8 @@ void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStrea
   p.KG = pl.KG;
   p.rtiles = pl.rtiles;
   p.ksplit = pl.ksplit;
-  const CUtensorMap wm = make_map(w.weight, w.rows_pad, w.cols_pad, w.cols_pad, kTileRows);
-  const CUtensorMap xm = make_map(p.x, p.M, w.cols_pad, p.ldx, pl.ntok);
+  const CUtensorMap wm = make_tma_map(w.weight, w.rows_pad, w.cols_pad, w.cols_pad, kTileRows, 128, true);
+  const CUtensorMap xm = make_tma_map(p.x, p.M, w.cols_pad, p.ldx, pl.ntok, 128, true);
   with_wg_instance(pl.ntok, pl.stages,
                    [&](auto inst) { decltype(inst)::launch(pl.blocks, wm, xm, p, pl.promote_k32, s, pdl); });
 }
