@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
                                {"out_proj|o_proj", 5120, 6144, all, 8192}, {"q_proj", 12288, 5120, all, 8192},
                                {"k_proj|v_proj", 1024, 5120, all, 8192},   {"gate|up_proj", 17408, 5120, all, 8192},
                                {"down_proj", 5120, 17408, all, 8192},      {"lm_head", 248320, 5120, {L::Bf16, L::Fp8Blk}, 512}};
-  std::vector<int64_t> Ms = {1, 2, 4, 8, 16, 32, 64, 128, 512, 2048, 8192};
+  std::vector<int64_t> Ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 2048, 8192};
   if (quick) {
     shapes = {shapes[5], shapes[4]};
     Ms = {1, 8, 16, 64, 2048};

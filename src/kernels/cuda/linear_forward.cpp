@@ -149,8 +149,11 @@ int64_t small_m_limit(const DeviceLinear& w) {
     // ~2.4e-4 relative error); cuBLASLt from M = 32 on. Weight-only FP8 is ours at every M.
     case DeviceWeightKind::Fp8: return w.scheme.act == ActQuant::None ? kMaxSliceTokens : 16;
     // NVFP4: the large-M path dequantizes the whole weight to BF16 (~130 µs for in_proj_qkv), so
-    // ours up to 64 tokens (the wgmma kernel from 4 tokens: gate|up at 64 tokens 45-48 µs).
-    case DeviceWeightKind::Nvfp4: return kMaxSliceTokens;
+    // ours up to 64 tokens; with the wgmma kernel (gate|up at 64 tokens 45-48 µs) 64-token slices
+    // of wide weights stay faster up to 256 tokens (gate|up at 128: 91 µs vs 238, at 512 the
+    // dequantized GEMM wins: 308 µs vs ~360). Narrow ones (k|v_proj) go large from 65.
+    case DeviceWeightKind::Nvfp4:
+      return w.rows_pad >= 4096 && nvfp4_wgmma_applies(w, kMaxSliceTokens) ? 4 * kMaxSliceTokens : kMaxSliceTokens;
   }
   return kMaxSliceTokens;
 }
