@@ -291,6 +291,18 @@ TEST(GpuModel, FusedActQuantEqualsPreKernel) {
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "fused activation quantization changes the logits";
 }
 
+// The same for NVFP4 activations (ct-nvfp4: SwiGLU writes down_proj's q·s itself in the 37-token
+// step; its other rows are too narrow to fuse; the decode step keeps the pre-kernel by design).
+TEST(GpuModel, FusedNvfp4ActQuantEqualsPreKernel) {
+  Pair fused = load_pair("quant/ct-nvfp4");
+  Pair sep = load_pair("quant/ct-nvfp4", cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, false);
+  const int64_t V = fused.cpu->config().vocab_size;
+  const auto ids = prompt_ids(60, V, 6);
+  const auto a = gpu_logits(fused, ids, {37, 1}), b = gpu_logits(sep, ids, {37, 1});
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "fused NVFP4 activation quantization changes the logits";
+}
+
 // Three sequences in one step (a prefill chunk, a decode token, another chunk) == each alone.
 TEST(GpuModel, MixedBatchEqualsAlone) {
   Pair p = load_pair("qwen36-wrapper-sharded");

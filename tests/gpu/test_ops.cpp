@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "gpu_test_util.h"
@@ -282,6 +283,87 @@ TEST(OpsFp8Out, GatedRmsnorm) {
       const float *dout = to_device(g, o), *dz = to_device(g, z), *dw = to_device(g, w);
       check_fp8_out(g, T, VD, cuda::gdn_gated_rmsnorm_fusable(d), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
         cuda::gdn_gated_rmsnorm(d, dout, dz, zld, dw, T, bf, g.stream, q);
+      });
+    }
+  }
+}
+
+// NVFP4 activations written by a producer (run(bf, nv): the BF16 output and the NVFP4 one) against
+// the CPU reference quantization of that BF16 output (kernels/cpu/quant.cpp: values e2m1·s/G_x; the
+// GPU keeps e2m1·s and divides by G_x in the GEMM epilogue, so ref·G_x... is compared as gpu/G_x).
+// ld == cols: the producer's own kernel where fusable; ld > cols: the linear's pre-kernel, which
+// also zeroes the padding. Exact: both are the same formulas on the same BF16 values.
+template <typename Run>
+void check_nvfp4_out(GpuCtx& g, int T, int64_t cols, int64_t ld, Run&& run) {
+  SCOPED_TRACE("T " + std::to_string(T) + " cols " + std::to_string(cols) + " ld " + std::to_string(ld));
+  const float gx = 37.5f;  // G_x: values ~1 land in mid-range E4M3 block scales
+  auto* bf = g.arena.allocate_n<__nv_bfloat16>(size_t(T * cols));
+  auto* nv = g.arena.allocate_n<__nv_bfloat16>(size_t(T * ld));
+  GDN_CUDA_CHECK(cudaMemsetAsync(nv, 0x5A, size_t(T * ld) * 2, g.stream));
+  run(bf, cuda::Nvfp4Acts{nv, ld, gx});
+  const auto b = to_host(g, reinterpret_cast<const uint16_t*>(bf), size_t(T * cols));
+  const auto q = to_host(g, reinterpret_cast<const uint16_t*>(nv), size_t(T * ld));
+  std::vector<float> x(b.size()), ref(b.size());
+  for (size_t i = 0; i < b.size(); ++i) x[i] = bf16_to_float(b[i]);
+  QuantInfo qi;
+  qi.scheme = {WeightFormat::Nvfp4CT, ActQuant::Nvfp4};
+  qi.nvfp4_input_global = gx;
+  quantize_activations(qi, x.data(), T, cols, ref.data());
+  int64_t bad = 0, nonzero = 0;
+  for (int t = 0; t < T; ++t)
+    for (int64_t k = 0; k < ld; ++k) {
+      const float got = bf16_to_float(q[size_t(t * ld + k)]);
+      const bool ok = k < cols ? got / gx == ref[size_t(t * cols + k)] : got == 0.f;
+      nonzero += got != 0.f;
+      if (!ok && bad++ < 3)
+        ADD_FAILURE() << "row " << t << " col " << k << ": " << got << " / G_x vs " << (k < cols ? ref[size_t(t * cols + k)] : 0.f);
+    }
+  EXPECT_EQ(bad, 0);
+  EXPECT_GT(nonzero, int64_t(T) * cols / 4);  // not a trivially zero output
+}
+
+TEST(OpsNvfp4Out, AddRmsnorm) {
+  for (auto [T, H, pad] : {std::tuple{1, 5120, 0}, {7, 5120, 0}, {80, 5120, 0}, {3, 1008, 16}, {2, 5120, 256}}) {
+    std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
+    for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
+    for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
+    GpuCtx g(res.size() * 24 + (size_t(16) << 20));
+    float* dres = to_device(g, res);
+    const float* dd = to_device(g, delta);
+    const float* dw = to_device(g, w);
+    check_nvfp4_out(g, T, H, H + pad, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
+      cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, {}, nv);
+    });
+  }
+}
+
+TEST(OpsNvfp4Out, Swiglu) {
+  for (auto [T, I, pad] : {std::tuple{1, 17408, 0}, {5, 17408, 0}, {70, 17408, 0}, {3, 1008, 16}, {2, 17408, 256}}) {
+    std::vector<float> gu(size_t(T) * 2 * I);
+    for (size_t i = 0; i < gu.size(); ++i) gu[i] = unit_float(mix64(i + 5)) * 6.f;
+    GpuCtx g(gu.size() * 4 + size_t(T) * (I + pad) * 8 + (size_t(16) << 20));
+    const float* dgu = to_device(g, gu);
+    check_nvfp4_out(g, T, I, I + pad, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
+      cuda::swiglu(dgu, T, I, bf, g.stream, {}, nv);
+    });
+  }
+}
+
+TEST(OpsNvfp4Out, GatedRmsnorm) {
+  cuda::GdnDims d27{16, 48, 128, 128, 4, 1e-6f}, small{2, 4, 32, 24, 4, 1e-6f};
+  for (const cuda::GdnDims& d : {d27, small}) {
+    for (int T : {1, 6}) {
+      const int64_t VD = int64_t(d.value_heads) * d.value_dim, zld = VD + 8;
+      std::vector<float> o(size_t(T * VD)), z(size_t(T * zld)), w(size_t(d.value_dim));
+      for (size_t i = 0; i < o.size(); ++i) o[i] = unit_float(mix64(i + 3)) * 2.f;
+      for (size_t i = 0; i < z.size(); ++i) z[i] = unit_float(mix64(i + 31)) * 3.f;
+      for (size_t i = 0; i < w.size(); ++i) w[i] = 1.f + unit_float(mix64(i + 61)) * 0.3f;
+      GpuCtx g((o.size() + z.size()) * 4 + size_t(T * VD) * 8 + (size_t(16) << 20));
+      const float *dout = to_device(g, o), *dz = to_device(g, z), *dw = to_device(g, w);
+      // small: DV = 24 is not a multiple of 32, so it takes the pre-kernel (16-blocks cross heads;
+      // its rows are padded to a multiple of 256 like a weight's cols_pad).
+      check_nvfp4_out(g, T, VD, d.value_dim % 32 == 0 ? VD : 256, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
+        cuda::gdn_gated_rmsnorm(d, dout, dz, zld, dw, T, bf, g.stream, {}, nv);
       });
     }
   }

@@ -56,8 +56,12 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
 // kernels/cpu/elementwise rmsnorm_gated; o [T, HV·DV] fp32; z row t = z + t·z_ld; w [DV].
 // y: bf16 [T, HV·DV] (the out_proj input). q (optional): the same values quantized per token for
 // out_proj (ops_cuda.h add_rmsnorm); y may then be null when gdn_gated_rmsnorm_fusable(d).
+// nv (optional): also NVFP4 activations for out_proj (Nvfp4Acts, linear_cuda.h); y may then be null
+// when DV % 32 == 0 and nv.ld == HV·DV.
 void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q = {});
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 bool gdn_gated_rmsnorm_fusable(const GdnDims& d);
+// Whether gdn_gated_rmsnorm writes nv itself (else from its BF16 output).
+bool gdn_gated_rmsnorm_nvfp4_fusable(const GdnDims& d, const Nvfp4Acts& nv);
 
 }  // namespace gdn::cuda

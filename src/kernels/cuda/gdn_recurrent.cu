@@ -142,7 +142,8 @@ __device__ __forceinline__ float gated_norm_value(const float* orow, const float
 constexpr int kNormWarps = 8;
 __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const float* z, int64_t z_ld,
                                                                             const float* w, int rows, int HV, int DV,
-                                                                            float eps, __nv_bfloat16* y) {
+                                                                            float eps, __nv_bfloat16* y,
+                                                                            Nvfp4Acts nv) {
   griddep_wait();
   griddep_launch_dependents();
   const int r = blockIdx.x * kNormWarps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
@@ -150,9 +151,16 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
   const int t = r / HV, h = r % HV;
   const float* orow = o + int64_t(r) * DV;
   const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
-  __nv_bfloat16* yrow = y + int64_t(r) * DV;
+  __nv_bfloat16* yrow = y ? y + int64_t(r) * DV : nullptr;
   const float inv = gated_norm_inv(orow, DV, eps, lane);
-  for (int i = lane; i < DV; i += 32) yrow[i] = __float2bfloat16_rn(gated_norm_value(orow, zrow, w[i], inv, i));
+  for (int i = lane; i < DV; i += 32) {
+    const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, w[i], inv, i));
+    if (y) yrow[i] = b;
+    if (nv.x) {  // a 16-block is 16 lanes of one iteration (host: DV % 32 == 0)
+      const float v = __bfloat162float(b), s = nvfp4_act_scale(nvfp4_block_amax<16>(fabsf(v)), nv.gx);
+      nv.x[int64_t(t) * nv.ld + int64_t(h) * DV + i] = __float2bfloat16_rn(nvfp4_act_value(v, s, nv.gx));
+    }
+  }
 }
 
 // The same, one CTA per token, the row's BF16 values also quantized per token for out_proj
@@ -274,10 +282,11 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
 }
 
 void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q) {
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
   if (T <= 0) return;
   const int64_t cols = d.value_dim * d.value_heads;
   if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
+  const bool nv_fused = !q && gdn_gated_rmsnorm_nvfp4_fusable(d, nv);
   if (q && gdn_gated_rmsnorm_fusable(d)) {
     detail::launch_pdl(T <= detail::kPreWaitMaxRows ? detail::gdn_gated_rmsnorm_fp8_kernel<true>
                                                     : detail::gdn_gated_rmsnorm_fp8_kernel<false>,
@@ -287,13 +296,21 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }
-  if (!y) throw CudaError("gdn_gated_rmsnorm: no BF16 output");
+  if (!y && !nv_fused) throw CudaError("gdn_gated_rmsnorm: no BF16 output");
   const int rows = T * d.value_heads;
   detail::launch_pdl(detail::gdn_gated_rmsnorm_kernel, dim3(unsigned((rows + detail::kNormWarps - 1) / detail::kNormWarps)),
                      dim3(detail::kNormWarps * 32), 0, stream, true, o, z, z_ld, w, rows, int(d.value_heads),
-                     int(d.value_dim), float(d.norm_eps), y);
+                     int(d.value_dim), float(d.norm_eps), y, nv_fused ? nv : Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q) detail::launch_act_fp8_token(y, T, cols, q.codes, q.scales, T, q.ld, stream, true);
+  if (nv && !nv_fused) {
+    if (nv.ld % 256 != 0) throw CudaError("gdn_gated_rmsnorm: NVFP4 rows must be padded to a multiple of 256");
+    detail::launch_act_nvfp4(y, T, cols, nv.gx, nv.x, T, nv.ld, stream, true);
+  }
+}
+
+bool gdn_gated_rmsnorm_nvfp4_fusable(const GdnDims& d, const Nvfp4Acts& nv) {
+  return nv && d.value_dim % 32 == 0 && nv.ld == int64_t(d.value_dim) * d.value_heads;
 }
 
 bool gdn_gated_rmsnorm_fusable(const GdnDims& d) {

@@ -156,19 +156,10 @@ __global__ void act_nvfp4_kernel(const __nv_bfloat16* x, int64_t M, int64_t K, f
   }
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  // s = FP8(min(G_x · amax / 6, 448)), evaluated as (amax * gx) / 6.f like quant.cpp.
-  const float s = e4m3_to_f32(f32_to_e4m3(fminf(amax * gx / 6.f, 448.f)));
+  const float s = nvfp4_act_scale(amax, gx);
   __nv_bfloat16 q[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float r = 0.f;
-    if (s != 0.f) {
-      const float t = fminf(fmaxf(v[i] * gx / s, -6.f), 6.f);
-      const float mag = e2m1_round_magnitude(fabsf(t));
-      r = (t < 0.f ? -mag : mag) * s;  // exact: ≤ 6 significant bits
-    }
-    q[i] = __float2bfloat16_rn(r);
-  }
+  for (int i = 0; i < 4; ++i) q[i] = __float2bfloat16_rn(nvfp4_act_value(v[i], s, gx));
   *reinterpret_cast<uint2*>(out + m * ldo + k0) = *reinterpret_cast<const uint2*>(q);
 }
 

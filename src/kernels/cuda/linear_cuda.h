@@ -215,4 +215,22 @@ inline bool takes_fp8_token_acts(const DeviceLinear& w) {
   return w.kind == DeviceWeightKind::Fp8 && w.scheme.act == ActQuant::Fp8PerToken;
 }
 
+// Activations quantized to NVFP4 by the op that produced them (ops_cuda.h: add_rmsnorm, swiglu,
+// gdn_gated_rmsnorm) for a weight with ActQuant::Nvfp4: per 16-block the BF16 values q·s with the
+// static global scale gx = G_x, bit for bit what linear_forward's pre-kernel makes of the
+// producer's BF16 output; rows of ld elements (≥ the consumer's cols_pad, zeros past its cols).
+struct Nvfp4Acts {
+  __nv_bfloat16* x = nullptr;
+  int64_t ld = 0;
+  float gx = 0.f;
+  explicit operator bool() const { return x != nullptr; }
+};
+inline bool takes_nvfp4_acts(const DeviceLinear& w) {
+  return w.kind == DeviceWeightKind::Nvfp4 && w.scheme.act == ActQuant::Nvfp4;
+}
+// The same for x already quantized (w: takes_nvfp4_acts, x.gx == w.nvfp4_input_global, x.ld ≥
+// w.cols_pad): identical results to linear_forward on the BF16 values the producer quantized.
+void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path = LinearPath::Auto);
+
 }  // namespace gdn::cuda

@@ -131,6 +131,54 @@ void run_large_fp8_token(const DeviceLinear& w, const Acts& a, int64_t M, float*
   if (!lt_matmul(p, base + L.lt, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
 }
 
+// NVFP4 at large M: the weight dequantized to BF16 in L2-sized row slices, each a BF16 cuBLASLt GEMM
+// with the global scales in alpha.
+void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
+                     cudaStream_t stream, bool fast) {
+  void* lt_ws = base + L.lt;
+  const int64_t K = w.cols, Kp = w.cols_pad;
+  LtProblem p;
+  p.n = w.rows;
+  p.m = M;
+  p.b = a.x;
+  p.ldb = a.ldx;
+  p.d = y;
+  p.ldd = w.rows;
+  auto* deq = reinterpret_cast<__nv_bfloat16*>(base + L.dequant);
+  const int64_t slice = dequant_slice_rows(w);
+  p.type = LtType::Bf16;
+  p.k = K;
+  p.a = deq;
+  p.lda = Kp;
+  p.alpha = nvfp4_alpha(w);
+  if (w.nvfp4_row_alpha == nullptr) {
+    for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
+      const int64_t nr = std::min(slice, w.rows - r0);
+      launch_nvfp4_dequant(w, r0, nr, deq, stream);
+      p.n = nr;
+      p.d = y + r0;
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
+    }
+    return;
+  }
+  // Fused parts with different global divisors: one GEMM per (slice ∩ part) with that part's
+  // alpha, so every output row gets exactly its unfused multiplier.
+  for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
+    const int64_t r1 = std::min(r0 + slice, w.rows);
+    launch_nvfp4_dequant(w, r0, r1 - r0, deq, stream);
+    for (int q = 0; q < w.parts; ++q) {
+      const int64_t s0 = std::max(r0, w.part_begin[q]), s1 = std::min(r1, w.part_begin[q + 1]);
+      if (s0 >= s1) continue;
+      p.a = deq + (s0 - r0) * Kp;
+      p.n = s1 - s0;
+      p.d = y + s0;
+      p.alpha = detail::nvfp4_alpha(w, w.part_weight_divisor[q]);
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
+    }
+  }
+  return;
+}
+
 }  // namespace
 
 int64_t small_m_limit(const DeviceLinear& w) {
@@ -301,42 +349,24 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       }
       return;
     }
-    case DeviceWeightKind::Nvfp4: {
-      auto* deq = reinterpret_cast<__nv_bfloat16*>(base + L.dequant);
-      const int64_t slice = dequant_slice_rows(w);
-      p.type = LtType::Bf16;
-      p.k = K;
-      p.a = deq;
-      p.lda = Kp;
-      p.alpha = nvfp4_alpha(w);
-      if (w.nvfp4_row_alpha == nullptr) {
-        for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
-          const int64_t nr = std::min(slice, w.rows - r0);
-          launch_nvfp4_dequant(w, r0, nr, deq, stream);
-          p.n = nr;
-          p.d = y + r0;
-          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
-        }
-        return;
-      }
-      // Fused parts with different global divisors: one GEMM per (slice ∩ part) with that part's
-      // alpha, so every output row gets exactly its unfused multiplier.
-      for (int64_t r0 = 0; r0 < w.rows; r0 += slice) {
-        const int64_t r1 = std::min(r0 + slice, w.rows);
-        launch_nvfp4_dequant(w, r0, r1 - r0, deq, stream);
-        for (int q = 0; q < w.parts; ++q) {
-          const int64_t s0 = std::max(r0, w.part_begin[q]), s1 = std::min(r1, w.part_begin[q + 1]);
-          if (s0 >= s1) continue;
-          p.a = deq + (s0 - r0) * Kp;
-          p.n = s1 - s0;
-          p.d = y + s0;
-          p.alpha = detail::nvfp4_alpha(w, w.part_weight_divisor[q]);
-          if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
-        }
-      }
-      return;
-    }
+    case DeviceWeightKind::Nvfp4:
+      return run_large_nvfp4(w, a, M, y, base, L, stream, fast);
   }
+}
+
+void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
+  if (!takes_nvfp4_acts(w) || x.gx != w.nvfp4_input_global)
+    throw CudaError("linear_forward: pre-quantized NVFP4 activations given to a weight that does not take them");
+  if (x.ld < w.cols_pad || (x.ld * 2) % 16 || (reinterpret_cast<uintptr_t>(x.x) & 15))
+    throw CudaError("linear_forward: NVFP4 activations of ld " + std::to_string(x.ld) + " for a weight of " +
+                    std::to_string(w.cols_pad) + " padded columns");
+  const CallPlan c = plan_call(w, M, ws, path);
+  Acts a;
+  a.x = x.x, a.ldx = x.ld;
+  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
+  run_large_nvfp4(w, a, M, y, c.base, c.L, stream, c.fast);
 }
 
 void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, float* y, LinearWorkspace ws,

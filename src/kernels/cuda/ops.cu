@@ -170,6 +170,16 @@ __device__ __forceinline__ void store_fp8_row(const Fp8Rows& q, int64_t row, con
   if (threadIdx.x == 0) q.scales[row] = s;
 }
 
+// NVFP4 activations of the four BF16 values of float4 group g of row `row`; the 16-block's other
+// 12 values are in lanes g ^ 1, 2, 3 (every lane of the warp must call this).
+__device__ __forceinline__ void store_nvfp4x4(const Nvfp4Acts& nv, int64_t row, int g, float4 b) {
+  const float s = detail::nvfp4_act_scale(
+      detail::nvfp4_block_amax<4>(fmaxf(fmaxf(fabsf(b.x), fabsf(b.y)), fmaxf(fabsf(b.z), fabsf(b.w)))), nv.gx);
+  store_bf16x4(nv.x + row * nv.ld + 4 * int64_t(g),
+               make_float4(detail::nvfp4_act_value(b.x, s, nv.gx), detail::nvfp4_act_value(b.y, s, nv.gx),
+                           detail::nvfp4_act_value(b.z, s, nv.gx), detail::nvfp4_act_value(b.w, s, nv.gx)));
+}
+
 // THREADS: 256, or 1024 for a few rows (decode: one CTA per row is latency-bound, so more threads
 // with fewer loads each).
 template <bool VEC, int THREADS>
@@ -177,7 +187,8 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
                                                                    const float* __restrict__ w, int H, float eps,
                                                                    __nv_bfloat16* __restrict__ out_bf16,
                                                                    float* __restrict__ out_f32,
-                                                                   const int32_t* __restrict__ rows, Fp8Rows q) {
+                                                                   const int32_t* __restrict__ rows, Fp8Rows q,
+                                                                   Nvfp4Acts nv) {
   // float4 groups per thread: H ≤ 8192 (the host checks) needs 8 at 256 threads, 2 at 1024.
   constexpr int NV = THREADS >= 1024 ? 2 : kMaxVec;
   static_assert(NV * 4 * THREADS >= kMaxVec * 4 * kNormThreads, "rows up to the host's bound must fit");
@@ -258,6 +269,7 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
       if (out_bf16) store_bf16x4(out_bf16 + ob + 4 * g, y);
       if (out_f32) reinterpret_cast<float4*>(out_f32 + ob)[g] = y;
       if (q.codes) v[j] = bf16_round4(y);  // kept for the quantization below
+      if (nv.x) store_nvfp4x4(nv, orow, g, bf16_round4(y));  // whole warps here (host: H % 128 == 0)
     } else {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
@@ -301,18 +313,20 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 }
 
 template <bool VEC>
-__global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out) {
+__global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out, Nvfp4Acts nv) {
   detail::griddep_wait();
   detail::griddep_launch_dependents();
   const int t = blockIdx.y;
   const float* g = gu + int64_t(t) * 2 * I;
   const float* u = g + I;
-  __nv_bfloat16* o = out + int64_t(t) * I;
+  __nv_bfloat16* o = out ? out + int64_t(t) * I : nullptr;
   const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i >= I) return;
   if (VEC) {
     const float4 a = *reinterpret_cast<const float4*>(g + i), b = *reinterpret_cast<const float4*>(u + i);
-    store_bf16x4(o + i, make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w)));
+    const float4 y = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+    if (out) store_bf16x4(o + i, y);
+    if (nv.x) store_nvfp4x4(nv, t, i / 4, bf16_round4(y));  // whole warps here (host: I % 128 == 0)
   } else {
     for (int k = i; k < i + 4 && k < I; ++k) o[k] = __float2bfloat16_rn(silu_mul(g[k], u[k]));
   }
@@ -357,7 +371,20 @@ void quantize_after(const __nv_bfloat16* out, int T, int64_t cols, const Fp8Toke
   detail::launch_act_fp8_token(out, T, cols, q.codes, q.scales, T, q.ld, s, true);
 }
 
+// The same for NVFP4 activations: the linear layers' pre-kernel on the BF16 output.
+void nvfp4_after(const __nv_bfloat16* out, int T, int64_t cols, const Nvfp4Acts& nv, cudaStream_t s, const char* what) {
+  if (!out || nv.ld % 256 != 0)
+    throw CudaError(std::string(what) + ": NVFP4 output of " + std::to_string(cols) + " columns into rows of " +
+                    std::to_string(nv.ld) + " needs the BF16 one and rows padded to a multiple of 256");
+  detail::launch_act_nvfp4(out, T, cols, nv.gx, nv.x, T, nv.ld, s, true);
+}
+
 }  // namespace
+
+bool nvfp4_row_fusable(const Nvfp4Acts& nv, int64_t cols) {
+  // Whole warps of 4-value groups (the block amax is a shuffle) and no padding to zero.
+  return nv && cols % 128 == 0 && nv.ld == cols && (reinterpret_cast<uintptr_t>(nv.x) & 7) == 0;
+}
 
 bool fp8_row_fusable(int64_t cols) { return cols % 4 == 0 && cols <= int64_t(kSwThreads) * kSwVec * 4; }
 
@@ -382,7 +409,8 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 }
 
 void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
-                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q) {
+                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q,
+                 const Nvfp4Acts& nv) {
   if (T <= 0 || H <= 0) return;
   if (q) check_fp8_token_out(q, H, "add_rmsnorm");
   if (H > kMaxVec * 4 * kNormThreads)
@@ -402,22 +430,32 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
   // bound); otherwise afterwards.
   const bool vec = H % 4 == 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0;
   const Fp8Rows fq = q && vec ? fp8_rows(q) : Fp8Rows{};
+  const Nvfp4Acts fnv = nvfp4_row_fusable(nv, H) && vec ? nv : Nvfp4Acts{};
   if (vec && out_rows <= detail::kPreWaitMaxRows)
     detail::launch_pdl(add_rmsnorm_kernel<true, 1024>, dim3(unsigned(out_rows)), dim3(1024), 0, stream, true,
-                       residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
+                       residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, fnv);
   else if (vec)
     detail::launch_pdl(add_rmsnorm_kernel<true, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream,
-                       true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
+                       true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, fnv);
   else
     detail::launch_pdl(add_rmsnorm_kernel<false, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0,
-                       stream, true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq);
+                       stream, true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q && !vec) quantize_after(out_bf16, out_rows, H, q, stream, "add_rmsnorm");
+  if (nv && !fnv) nvfp4_after(out_bf16, out_rows, H, nv, stream, "add_rmsnorm");
 }
 
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q) {
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
+            const Nvfp4Acts& nv) {
   if (T <= 0 || I <= 0) return;
   if (q) check_fp8_token_out(q, I, "swiglu");
+  if (nv && !q && nvfp4_row_fusable(nv, I)) {
+    constexpr int kThreads = 256;
+    const dim3 grid(unsigned(I / (4 * kThreads) + (I % (4 * kThreads) != 0)), unsigned(T));
+    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out, nv);
+    GDN_CUDA_CHECK_LAUNCH();
+    return;
+  }
   if (q && fp8_row_fusable(I)) {
     detail::launch_pdl(swiglu_fp8_kernel<kSwThreads, kSwVec>, dim3(unsigned(T)), dim3(kSwThreads), 0, stream, true, gu,
                        I, out, fp8_rows(q));
@@ -428,11 +466,12 @@ void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stre
   constexpr int kThreads = 256;
   const dim3 grid(unsigned((I + 4 * kThreads - 1) / (4 * kThreads)), unsigned(T));
   if (I % 4 == 0)
-    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out);
+    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
   else
-    detail::launch_pdl(swiglu_kernel<false>, grid, dim3(kThreads), 0, stream, true, gu, I, out);
+    detail::launch_pdl(swiglu_kernel<false>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q) quantize_after(out, T, I, q, stream, "swiglu");
+  if (nv) nvfp4_after(out, T, I, nv, stream, "swiglu");
 }
 
 }  // namespace gdn::cuda

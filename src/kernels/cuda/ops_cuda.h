@@ -25,16 +25,23 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 // q (optional): the BF16 output also quantized per token for the next linear (Fp8TokenActs,
 // linear_cuda.h), bit for bit what linear_forward would make of out_bf16; out_bf16 may then be null
 // when fp8_row_fusable(H).
+// nv (optional): the BF16 output also quantized to NVFP4 activations (Nvfp4Acts, linear_cuda.h) for
+// the next linear; in the kernel when nvfp4_row_fusable(nv, H), else by the linear's pre-kernel on
+// out_bf16 (which must then be given).
 void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps,
                  __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
-                 int R = 0, const Fp8TokenActs& q = {});
+                 int R = 0, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 
 // out[t, i] = bf16(silu(gu[t, i]) · gu[t, I + i]) for the fused gate|up output gu [T, 2I] fp32.
 // q: as for add_rmsnorm (out may be null when fp8_row_fusable(I)).
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {});
+// nv: as for add_rmsnorm (out may be null when nvfp4_row_fusable(nv, I)); not together with q.
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {},
+            const Nvfp4Acts& nv = {});
 
 // Whether a producer quantizes a row of `cols` values in the same kernel (else it needs its BF16
 // output and quantizes it afterwards).
 bool fp8_row_fusable(int64_t cols);
+// Whether a producer writes NVFP4 activations of a row of `cols` values itself.
+bool nvfp4_row_fusable(const Nvfp4Acts& nv, int64_t cols);
 
 }  // namespace gdn::cuda

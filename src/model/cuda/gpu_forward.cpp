@@ -6,6 +6,11 @@
 
 namespace gdn::cuda {
 
+namespace {
+// Steps of at least this many tokens take NVFP4 activations quantized by their producers.
+constexpr int kNvfp4ProducerMinTokens = 4;
+}  // namespace
+
 Fp8TokenActs GpuModel::fp8_input(const DeviceLinear& w) const {
   if (!opts_.fuse_act_quant || !xq_ || !takes_fp8_token_acts(w) || (w.cols_pad + 15) / 16 * 16 > xq_ld_) return {};
   return Fp8TokenActs{xq_, xs_, xq_ld_, w.cols_pad};
@@ -18,27 +23,50 @@ Fp8TokenActs GpuModel::fp8_input(const GpuProjection& p) const {
   return q;
 }
 
+Nvfp4Acts GpuModel::nv_input(const DeviceLinear& w, int T) const {
+  // Below 4 tokens (where the mma.sync decode kernel runs) the quantization in the producer made the
+  // H100 batch-1 NVFP4 step slower (10.69 → 10.87 ms); from 4 on it saves the pre-kernel (batch 8
+  // 11.92 → 11.52 ms, batch 64 24.2 → 23.4).
+  if (T < kNvfp4ProducerMinTokens || !opts_.fuse_act_quant || !xv_ || !takes_nvfp4_acts(w) || w.cols != w.cols_pad ||
+      w.cols_pad > xv_ld_)
+    return {};
+  return Nvfp4Acts{xv_, w.cols_pad, w.nvfp4_input_global};
+}
+
+Nvfp4Acts GpuModel::nv_input(const GpuProjection& p, int T) const {
+  Nvfp4Acts v = nv_input(p.linears[0], T);
+  for (const DeviceLinear& d : p.linears) {  // every part must take the same NVFP4 input
+    const Nvfp4Acts o = nv_input(d, T);
+    if (!v || !o || o.ld != v.ld || o.gx != v.gx) return {};
+  }
+  return v;
+}
+
 void GpuModel::linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T,
-                         float* y, const Fp8TokenActs& xq) {
+                         float* y, const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
   const LinearPath path = opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast;
   if (xq)
     linear_forward(w, xq, T, y, ws, s, path);
+  else if (xv)
+    linear_forward(w, xv, T, y, ws, s, path);
   else
     linear_forward(w, x, T, y, ws, s, path);
 }
 
-void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
-  linear_on(stream_, lws_, w, x, T, y, xq);
+void GpuModel::linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq,
+                      const Nvfp4Acts& xv) {
+  linear_on(stream_, lws_, w, x, T, y, xq, xv);
 }
 
-void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq) {
+void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq,
+                       const Nvfp4Acts& xv) {
   if (p.fused()) {
-    linear(p.linears[0], x, T, y, xq);
+    linear(p.linears[0], x, T, y, xq, xv);
     return;
   }
   for (size_t i = 0; i < p.linears.size(); ++i) {
     const DeviceLinear& d = p.linears[i];
-    linear(d, x, T, split_, xq);
+    linear(d, x, T, split_, xq, xv);
     GDN_CUDA_CHECK(cudaMemcpy2DAsync(y + p.col_begin[i], size_t(p.cols) * 4, split_, size_t(d.rows) * 4,
                                      size_t(d.rows) * 4, size_t(T), cudaMemcpyDeviceToDevice, stream_));
   }
@@ -55,15 +83,17 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
   // (fp8_input); its BF16 output is written only where something still reads it.
   const GpuProjection& first = attn ? l.attn.qkv : l.gdn.qkvz;
   const Fp8TokenActs q_in = fp8_input(first);
+  const Nvfp4Acts v_in = q_in ? Nvfp4Acts{} : nv_input(first, T);
   const bool ba_bf16 = !attn && !(q_in && fp8_input(l.gdn.ba));
-  add_rmsnorm(x_, pending, l.input_norm, T, H, eps, !q_in || ba_bf16 || !fp8_row_fusable(H) ? xn_ : nullptr, nullptr,
-              stream_, nullptr, 0, q_in);
+  const bool in_fused = q_in ? fp8_row_fusable(H) : v_in && nvfp4_row_fusable(v_in, H);
+  add_rmsnorm(x_, pending, l.input_norm, T, H, eps, !in_fused || ba_bf16 ? xn_ : nullptr, nullptr, stream_, nullptr, 0,
+              q_in, v_in);
   if (attn) {
     const AttnDims ad = attn_dims(cfg_);
     KvLayerView kv = cache.kv(kv_layer);
     kv.k_scale = l.attn.k_scale;
     kv.v_scale = l.attn.v_scale;
-    project(l.attn.qkv, xn_, T, proj_, q_in);
+    project(l.attn.qkv, xn_, T, proj_, q_in, v_in);
     attention_prepare(ad, proj_, l.attn.qkv.cols, m, l.attn.q_norm, l.attn.k_norm, kv, q_, stream_);
     paged_attention(ad, q_, m, kv, proj_, l.attn.qkv.cols, attn_out_, attn_ws_, attn_ws_bytes_, stream_);
     linear(l.attn.o, attn_out_, T, delta_);
@@ -83,23 +113,29 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     } else {
       project(l.gdn.ba, xn_, T, ba_, q_ba);
     }
-    project(l.gdn.qkvz, xn_, T, proj_, q_in);
+    project(l.gdn.qkvz, xn_, T, proj_, q_in, v_in);
     gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
     if (side) GDN_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
     gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
                    gdn_ws_bytes_, stream_);
     const Fp8TokenActs q_out = fp8_input(l.gdn.out);
-    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T,
-                      !q_out || !gdn_gated_rmsnorm_fusable(gd) ? gdn_y_ : nullptr, stream_, q_out);
-    linear(l.gdn.out, gdn_y_, T, delta_, q_out);
+    const Nvfp4Acts v_out = q_out ? Nvfp4Acts{} : nv_input(l.gdn.out, T);
+    const bool out_fused = q_out ? gdn_gated_rmsnorm_fusable(gd) : v_out && gdn_gated_rmsnorm_nvfp4_fusable(gd, v_out);
+    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
+                      q_out, v_out);
+    linear(l.gdn.out, gdn_y_, T, delta_, q_out, v_out);
   }
   const Fp8TokenActs q_mlp = fp8_input(l.gate_up);
-  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, !q_mlp || !fp8_row_fusable(H) ? xn_ : nullptr, nullptr,
-              stream_, nullptr, 0, q_mlp);
-  project(l.gate_up, xn_, T, proj_, q_mlp);
+  const Nvfp4Acts v_mlp = q_mlp ? Nvfp4Acts{} : nv_input(l.gate_up, T);
+  const bool mlp_fused = q_mlp ? fp8_row_fusable(H) : v_mlp && nvfp4_row_fusable(v_mlp, H);
+  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, mlp_fused ? nullptr : xn_, nullptr, stream_, nullptr, 0,
+              q_mlp, v_mlp);
+  project(l.gate_up, xn_, T, proj_, q_mlp, v_mlp);
   const Fp8TokenActs q_down = fp8_input(l.down);
-  swiglu(proj_, T, I, !q_down || !fp8_row_fusable(I) ? sw_ : nullptr, stream_, q_down);
-  linear(l.down, sw_, T, delta_, q_down);
+  const Nvfp4Acts v_down = q_down ? Nvfp4Acts{} : nv_input(l.down, T);
+  const bool down_fused = q_down ? fp8_row_fusable(I) : v_down && nvfp4_row_fusable(v_down, I);
+  swiglu(proj_, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
+  linear(l.down, sw_, T, delta_, q_down, v_down);
 }
 
 void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {

@@ -91,9 +91,11 @@ void GpuModel::allocate_buffers() {
   int64_t proj_cols = 2 * I, split_cols = 0;
   size_t lws = 0, side_lws = 0;
   xq_ld_ = 0;
+  xv_ld_ = 0;
   auto see_linear = [&](const DeviceLinear& d, int64_t m) {
     lws = std::max(lws, linear_workspace_bytes(d, m));
     if (takes_fp8_token_acts(d)) xq_ld_ = std::max(xq_ld_, round_up(d.cols_pad, 16));
+    if (takes_nvfp4_acts(d)) xv_ld_ = std::max(xv_ld_, d.cols_pad);
   };
   auto see_proj = [&](const GpuProjection& p) {
     proj_cols = std::max(proj_cols, p.cols);
@@ -154,6 +156,7 @@ void GpuModel::allocate_buffers() {
       {reinterpret_cast<void**>(&tmp_b_), w_.mtp ? size_t(T * H) * 2 : 0},
       {reinterpret_cast<void**>(&xq_), opts_.fuse_act_quant ? size_t(T * xq_ld_) : 0},
       {reinterpret_cast<void**>(&xs_), opts_.fuse_act_quant && xq_ld_ > 0 ? size_t(T) * 4 : 0},
+      {reinterpret_cast<void**>(&xv_), opts_.fuse_act_quant ? size_t(T * xv_ld_) * 2 : 0},
       {&lws_.ptr, lws},
       {&side_lws_.ptr, side_lws},
       {&attn_ws_, attn_ws_bytes_},

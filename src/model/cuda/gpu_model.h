@@ -37,7 +37,8 @@ struct GpuModelOptions {
   bool exact_fp8 = false;
   // The ops producing an FP8-per-token linear's input (the norms, SwiGLU, the DeltaNet gated norm)
   // quantize it themselves instead of the linear's pre-kernel: the same codes and scales, bit for
-  // bit, in fewer kernels and bytes. false: the separate pre-kernel (A/B checks).
+  // bit, in fewer kernels and bytes; likewise NVFP4 activations in steps of ≥ 4 tokens. false: the
+  // separate pre-kernel (A/B checks).
   bool fuse_act_quant = true;
   // DeltaNet's b|a projection runs on a side stream, concurrently with in_proj_qkv|z and the conv
   // (it only joins before the delta rule): one small GEMV off the critical path of every DeltaNet
@@ -114,14 +115,21 @@ class GpuModel {
   void mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache);
   void decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer, int gdn_layer,
                      const float* pending);
-  void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
-  void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {});
+  // xq / xv: the input already quantized by its producer (FP8 per token / NVFP4), else x.
+  void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
+               const Nvfp4Acts& xv = {});
+  void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
+              const Nvfp4Acts& xv = {});
   // The same on another stream with its own workspace (the b|a side stream).
   void linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y,
-                 const Fp8TokenActs& xq);
+                 const Fp8TokenActs& xq, const Nvfp4Acts& xv = {});
   // The FP8 per-token input buffer for the consumer(s), when they take it and fusion is on; else {}.
   Fp8TokenActs fp8_input(const GpuProjection& p) const;
   Fp8TokenActs fp8_input(const DeviceLinear& w) const;
+  // The NVFP4 input buffer for the consumer(s) (same G_x, no K padding) of a T-token step, when
+  // fusion is on; else {}.
+  Nvfp4Acts nv_input(const GpuProjection& p, int T) const;
+  Nvfp4Acts nv_input(const DeviceLinear& w, int T) const;
   void sample(std::span<const SeqStep> seqs, int rows, StepOutput& out);
   StepMeta device_meta() const;
 
@@ -147,6 +155,8 @@ class GpuModel {
   uint8_t* xq_ = nullptr;  // FP8 codes [T][xq_ld_] of the next linear's input (fuse_act_quant)
   float* xs_ = nullptr;    // their per-token scales [T]
   int64_t xq_ld_ = 0;
+  __nv_bfloat16* xv_ = nullptr;  // NVFP4-quantized input [T][ld = the consumer's cols_pad] (fuse_act_quant)
+  int64_t xv_ld_ = 0;            // the widest such consumer
   LinearWorkspace lws_, side_lws_;
   void* attn_ws_ = nullptr;
   size_t attn_ws_bytes_ = 0;
