@@ -278,30 +278,25 @@ TEST(GpuModel, GraphEqualsEager) {
   EXPECT_EQ(0, std::memcmp(eager.data(), graph.data(), eager.size() * 4)) << "graph replay differs from eager";
 }
 
+// Logits of a 37-token step and a decode step with fuse_act_quant on and off, bit for bit.
+void expect_fused_act_quant_equal(const char* fixture, uint64_t seed) {
+  Pair fused = load_pair(fixture);
+  Pair sep = load_pair(fixture, cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, false);
+  const int64_t V = fused.cpu->config().vocab_size;
+  const auto ids = prompt_ids(60, V, seed);
+  const auto a = gpu_logits(fused, ids, {37, 1}), b = gpu_logits(sep, ids, {37, 1});
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << fixture << ": fused activation quantization changes the logits";
+}
+
 // The norms / SwiGLU / gated norm quantizing the next linear's input themselves (fuse_act_quant)
 // == the linears' own pre-kernel, bit for bit, on the FP8 W8A8 per-token fixture (chunks ≤ 64
 // tokens: the small-M kernels, whose sums do not depend on the activation row stride).
-TEST(GpuModel, FusedActQuantEqualsPreKernel) {
-  Pair fused = load_pair("quant/ct-fp8-dynamic");
-  Pair sep = load_pair("quant/ct-fp8-dynamic", cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, false);
-  const int64_t V = fused.cpu->config().vocab_size;
-  const auto ids = prompt_ids(60, V, 5);
-  const auto a = gpu_logits(fused, ids, {37, 1}), b = gpu_logits(sep, ids, {37, 1});
-  ASSERT_EQ(a.size(), b.size());
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "fused activation quantization changes the logits";
-}
+TEST(GpuModel, FusedActQuantEqualsPreKernel) { expect_fused_act_quant_equal("quant/ct-fp8-dynamic", 5); }
 
 // The same for NVFP4 activations (ct-nvfp4: SwiGLU writes down_proj's q·s itself in the 37-token
 // step; its other rows are too narrow to fuse; the decode step keeps the pre-kernel by design).
-TEST(GpuModel, FusedNvfp4ActQuantEqualsPreKernel) {
-  Pair fused = load_pair("quant/ct-nvfp4");
-  Pair sep = load_pair("quant/ct-nvfp4", cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, false);
-  const int64_t V = fused.cpu->config().vocab_size;
-  const auto ids = prompt_ids(60, V, 6);
-  const auto a = gpu_logits(fused, ids, {37, 1}), b = gpu_logits(sep, ids, {37, 1});
-  ASSERT_EQ(a.size(), b.size());
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "fused NVFP4 activation quantization changes the logits";
-}
+TEST(GpuModel, FusedNvfp4ActQuantEqualsPreKernel) { expect_fused_act_quant_equal("quant/ct-nvfp4", 6); }
 
 // Three sequences in one step (a prefill chunk, a decode token, another chunk) == each alone.
 TEST(GpuModel, MixedBatchEqualsAlone) {

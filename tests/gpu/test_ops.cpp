@@ -270,7 +270,9 @@ TEST(OpsFp8Out, Swiglu) {
   }
 }
 
-TEST(OpsFp8Out, GatedRmsnorm) {
+// The gated norm's cases (the 27B dims and small ones, 1 and 6 tokens): fn(g, d, T, o, z, z_ld, w).
+template <typename Fn>
+void for_each_gated_case(Fn&& fn) {
   cuda::GdnDims d27{16, 48, 128, 128, 4, 1e-6f}, small{2, 4, 32, 24, 4, 1e-6f};
   for (const cuda::GdnDims& d : {d27, small}) {
     for (int T : {1, 6}) {
@@ -280,12 +282,19 @@ TEST(OpsFp8Out, GatedRmsnorm) {
       for (size_t i = 0; i < z.size(); ++i) z[i] = unit_float(mix64(i + 31)) * 3.f;
       for (size_t i = 0; i < w.size(); ++i) w[i] = 1.f + unit_float(mix64(i + 61)) * 0.3f;
       GpuCtx g((o.size() + z.size()) * 4 + size_t(T * VD) * 8 + (size_t(16) << 20));
-      const float *dout = to_device(g, o), *dz = to_device(g, z), *dw = to_device(g, w);
-      check_fp8_out(g, T, VD, cuda::gdn_gated_rmsnorm_fusable(d), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
-        cuda::gdn_gated_rmsnorm(d, dout, dz, zld, dw, T, bf, g.stream, q);
-      });
+      fn(g, d, T, to_device(g, o), to_device(g, z), zld, to_device(g, w));
     }
   }
+}
+
+TEST(OpsFp8Out, GatedRmsnorm) {
+  for_each_gated_case([](GpuCtx& g, const cuda::GdnDims& d, int T, const float* o, const float* z, int64_t zld,
+                         const float* w) {
+    const int64_t VD = int64_t(d.value_heads) * d.value_dim;
+    check_fp8_out(g, T, VD, cuda::gdn_gated_rmsnorm_fusable(d), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
+      cuda::gdn_gated_rmsnorm(d, o, z, zld, w, T, bf, g.stream, q);
+    });
+  });
 }
 
 // NVFP4 activations written by a producer (run(bf, nv): the BF16 output and the NVFP4 one) against
@@ -350,23 +359,15 @@ TEST(OpsNvfp4Out, Swiglu) {
 }
 
 TEST(OpsNvfp4Out, GatedRmsnorm) {
-  cuda::GdnDims d27{16, 48, 128, 128, 4, 1e-6f}, small{2, 4, 32, 24, 4, 1e-6f};
-  for (const cuda::GdnDims& d : {d27, small}) {
-    for (int T : {1, 6}) {
-      const int64_t VD = int64_t(d.value_heads) * d.value_dim, zld = VD + 8;
-      std::vector<float> o(size_t(T * VD)), z(size_t(T * zld)), w(size_t(d.value_dim));
-      for (size_t i = 0; i < o.size(); ++i) o[i] = unit_float(mix64(i + 3)) * 2.f;
-      for (size_t i = 0; i < z.size(); ++i) z[i] = unit_float(mix64(i + 31)) * 3.f;
-      for (size_t i = 0; i < w.size(); ++i) w[i] = 1.f + unit_float(mix64(i + 61)) * 0.3f;
-      GpuCtx g((o.size() + z.size()) * 4 + size_t(T * VD) * 8 + (size_t(16) << 20));
-      const float *dout = to_device(g, o), *dz = to_device(g, z), *dw = to_device(g, w);
-      // small: DV = 24 is not a multiple of 32, so it takes the pre-kernel (16-blocks cross heads;
-      // its rows are padded to a multiple of 256 like a weight's cols_pad).
-      check_nvfp4_out(g, T, VD, d.value_dim % 32 == 0 ? VD : 256, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
-        cuda::gdn_gated_rmsnorm(d, dout, dz, zld, dw, T, bf, g.stream, {}, nv);
-      });
-    }
-  }
+  for_each_gated_case([](GpuCtx& g, const cuda::GdnDims& d, int T, const float* o, const float* z, int64_t zld,
+                         const float* w) {
+    const int64_t VD = int64_t(d.value_heads) * d.value_dim;
+    // small: DV = 24 is not a multiple of 32, so it takes the pre-kernel (16-blocks cross heads;
+    // its rows are padded to a multiple of 256 like a weight's cols_pad).
+    check_nvfp4_out(g, T, VD, d.value_dim % 32 == 0 ? VD : 256, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
+      cuda::gdn_gated_rmsnorm(d, o, z, zld, w, T, bf, g.stream, {}, nv);
+    });
+  });
 }
 
 TEST(OpsPerf, Shapes27B) {

@@ -131,12 +131,9 @@ void run_large_fp8_token(const DeviceLinear& w, const Acts& a, int64_t M, float*
   if (!lt_matmul(p, base + L.lt, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
 }
 
-// NVFP4 at large M: the weight dequantized to BF16 in L2-sized row slices, each a BF16 cuBLASLt GEMM
-// with the global scales in alpha.
-void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
-                     cudaStream_t stream, bool fast) {
-  void* lt_ws = base + L.lt;
-  const int64_t K = w.cols, Kp = w.cols_pad;
+// The cuBLASLt problem of y = W·x for M tokens of prepared activations (type, k, a and scales are
+// set per layout by the caller).
+LtProblem lt_problem(const DeviceLinear& w, const Acts& a, int64_t M, float* y) {
   LtProblem p;
   p.n = w.rows;
   p.m = M;
@@ -144,6 +141,16 @@ void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, 
   p.ldb = a.ldx;
   p.d = y;
   p.ldd = w.rows;
+  return p;
+}
+
+// NVFP4 at large M: the weight dequantized to BF16 in L2-sized row slices, each a BF16 cuBLASLt GEMM
+// with the global scales in alpha.
+void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
+                     cudaStream_t stream, bool fast) {
+  void* lt_ws = base + L.lt;
+  const int64_t K = w.cols, Kp = w.cols_pad;
+  LtProblem p = lt_problem(w, a, M, y);
   auto* deq = reinterpret_cast<__nv_bfloat16*>(base + L.dequant);
   const int64_t slice = dequant_slice_rows(w);
   p.type = LtType::Bf16;
@@ -312,13 +319,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
 
   // 2. Large M.
   void* lt_ws = base + L.lt;
-  LtProblem p;
-  p.n = w.rows;
-  p.m = M;
-  p.b = a.x;
-  p.ldb = a.ldx;
-  p.d = y;
-  p.ldd = w.rows;
+  LtProblem p = lt_problem(w, a, M, y);
   switch (w.kind) {
     case DeviceWeightKind::Bf16:
       p.type = LtType::Bf16;
