@@ -241,19 +241,26 @@ void check_fp8_out(GpuCtx& g, int T, int64_t cols, bool fusable, Run&& run) {
   }
 }
 
+// Random residual, delta and norm weights of T rows × H: fn(g, residual, its initial copy, delta, w).
+template <typename Fn>
+void with_norm_inputs(int T, int H, Fn&& fn) {
+  std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
+  for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
+  for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
+  GpuCtx g(res.size() * 24 + (size_t(16) << 20));
+  float* dres = to_device(g, res);
+  const float* dd = to_device(g, delta);
+  const float* dw = to_device(g, w);
+  fn(g, dres, static_cast<const float*>(to_device(g, res)), dd, dw);
+}
+
 TEST(OpsFp8Out, AddRmsnorm) {
   for (auto [T, H] : {std::pair{1, 5120}, {7, 5120}, {80, 5120}, {3, 1001}, {2, 64}}) {  // ≤ 64 rows: 1024 threads
-    std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
-    for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
-    for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
-    GpuCtx g(res.size() * 24 + (size_t(16) << 20));
-    float* dres = to_device(g, res);
-    const float* dd = to_device(g, delta);
-    const float* dw = to_device(g, w);
-    float* dres0 = to_device(g, res);
-    check_fp8_out(g, T, H, cuda::fp8_row_fusable(H) && H % 4 == 0, [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
-      GDN_CUDA_CHECK(cudaMemcpyAsync(dres, dres0, res.size() * 4, cudaMemcpyDeviceToDevice, g.stream));
-      cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, q);
+    with_norm_inputs(T, H, [&](GpuCtx& g, float* dres, const float* dres0, const float* dd, const float* dw) {
+      check_fp8_out(g, T, H, cuda::fp8_row_fusable(H) && H % 4 == 0, [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
+        GDN_CUDA_CHECK(cudaMemcpyAsync(dres, dres0, size_t(T) * H * 4, cudaMemcpyDeviceToDevice, g.stream));
+        cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, q);
+      });
     });
   }
 }
@@ -333,15 +340,10 @@ void check_nvfp4_out(GpuCtx& g, int T, int64_t cols, int64_t ld, Run&& run) {
 
 TEST(OpsNvfp4Out, AddRmsnorm) {
   for (auto [T, H, pad] : {std::tuple{1, 5120, 0}, {7, 5120, 0}, {80, 5120, 0}, {3, 1008, 16}, {2, 5120, 256}}) {
-    std::vector<float> res(size_t(T) * H), delta(res.size()), w(static_cast<size_t>(H));
-    for (size_t i = 0; i < res.size(); ++i) res[i] = unit_float(mix64(i + 1)) * 3.f, delta[i] = unit_float(mix64(i + 9));
-    for (int i = 0; i < H; ++i) w[size_t(i)] = unit_float(mix64(size_t(i) + 77)) * 0.5f;
-    GpuCtx g(res.size() * 24 + (size_t(16) << 20));
-    float* dres = to_device(g, res);
-    const float* dd = to_device(g, delta);
-    const float* dw = to_device(g, w);
-    check_nvfp4_out(g, T, H, H + pad, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
-      cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, {}, nv);
+    with_norm_inputs(T, H, [&](GpuCtx& g, float* dres, const float*, const float* dd, const float* dw) {
+      check_nvfp4_out(g, T, H, H + pad, [&](__nv_bfloat16* bf, const cuda::Nvfp4Acts& nv) {
+        cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, nullptr, 0, {}, nv);
+      });
     });
   }
 }
