@@ -142,6 +142,56 @@ TEST(LtFp8ScalePrecision, Diagnostic) {
   }
 }
 
+// linear_forward_bf16: the large-M path writing BF16 — within the fp32 path's tolerance of the CPU
+// reference plus one BF16 rounding of each output (2⁻⁹ relative; held to 2⁻⁸ of the row norm and of
+// the largest |ref|, which the rounded largest output alone nearly reaches); false, and nothing written,
+// where that path does not take the call (small M, FP8 weight-only, a block-128 token tail).
+class LinearBf16Out : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(LinearBf16Out, LargeMOnly) {
+  const Layout lay = GetParam();
+  const int64_t N = 1040, K = 2048, mmax = 201;
+  const auto h = make_linear(lay, N, K, 4242 + uint64_t(lay));
+  const std::vector<uint16_t> xh = make_x(mmax, K, 4243);
+  const std::vector<float> xf = to_float(xh);
+  const std::vector<float> ref = cpu_linear(h->cpu_ref, xf, mmax);
+  const std::vector<float> ref_abs = cpu_linear(abs_matrix(h->cpu_ref)->ref, abs_values(xf), mmax);
+  GpuCtx g(cuda::device_bytes_for(h->ref) + size_t(mmax * K * 2 + mmax * N * 4) + (size_t(256) << 20));
+  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
+  cuda::LinearWorkspace ws;
+  ws.bytes = cuda::linear_workspace_bytes(dw, mmax);
+  ws.ptr = g.arena.allocate(ws.bytes);
+  cuda::linear_workspace_init(ws, g.stream);
+  auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * K));
+  auto* dy = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * N));
+  GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
+  const bool weight_only_fp8 = lay == Layout::Fp8PcW8A16 || lay == Layout::Fp8BlkW8A16;
+  const bool block_acts = lay == Layout::Fp8BlkA8;
+  for (auto [M, path] : {std::pair{int64_t(200), cuda::LinearPath::LargeM}, {int64_t(201), cuda::LinearPath::LargeM},
+                         {int64_t(200), cuda::LinearPath::SmallM}, {int64_t(200), cuda::LinearPath::Auto}}) {
+    SCOPED_TRACE("M " + std::to_string(M) + (path == cuda::LinearPath::SmallM ? " small" : " large/auto"));
+    GDN_CUDA_CHECK(cudaMemsetAsync(dy, 0xFF, size_t(M * N) * 2, g.stream));
+    const bool ran = cuda::linear_forward_bf16(dw, dx, M, dy, ws, g.stream, path);
+    GDN_CUDA_CHECK_LAUNCH();
+    const bool expect = path != cuda::LinearPath::SmallM && !weight_only_fp8 && !(block_acts && M % 4 != 0) &&
+                        (path == cuda::LinearPath::LargeM || M > cuda::small_m_limit(dw));
+    EXPECT_EQ(ran, expect);
+    if (!ran) continue;
+    std::vector<uint16_t> y16(size_t(M * N));
+    GDN_CUDA_CHECK(cudaMemcpyAsync(y16.data(), dy, y16.size() * 2, cudaMemcpyDeviceToHost, g.stream));
+    g.stream.sync();
+    const std::vector<float> y = to_float(y16);
+    const Compare c = compare(y.data(), ref.data(), ref_abs.data(), M, N, K,
+                              row_tol_for(dw, cuda::LinearPath::LargeM) + 1.0 / 256);
+    EXPECT_TRUE(c.ok()) << c.str();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LinearBf16Out,
+                         ::testing::Values(Layout::Bf16, Layout::Fp8PcA8, Layout::Fp8PcW8A16, Layout::Fp8BlkA8,
+                                           Layout::Nvfp4A4, Layout::Nvfp4W4A16),
+                         [](const auto& info) { return std::string(layout_name(info.param)); });
+
 // Split-K and the last-CTA reduction are deterministic: the same call twice gives identical bits.
 TEST(LinearDeterminism, SplitKRepeatsBitwise) {
   const auto h = make_linear(Layout::Fp8BlkA8, 1024, 5120, 9);

@@ -6,8 +6,9 @@
 //  * add_rmsnorm: residual add exact (one IEEE add); fp32 output ≤ 1e-6 relative per element (both
 //    sides sum squares in double, only the order differs, so the scale is almost always the same
 //    float); bf16 output within 1 ulp of bf16(reference).
-//  * swiglu: bf16 output within 1 ulp of bf16(reference) (expf vs std::exp: ≤ 2 ulp in fp32 can
-//    move the bf16 rounding by one step).
+//  * swiglu: bf16 output within 1 ulp of bf16(reference on the BF16-rounded gate and up) (expf vs
+//    std::exp: ≤ 2 ulp in fp32 can move the bf16 rounding by one step); a BF16 gate|up input gives
+//    the same bytes as the fp32 one, for every output (BF16, FP8 per token, NVFP4).
 //  * the FP8 per-token output of add_rmsnorm, swiglu and gdn_gated_rmsnorm (Fp8TokenActs, for the
 //    next linear): code · scale equals kernels/cpu quantize_activations of the op's BF16 output
 //    exactly, zero padding to kpad; and the fused-only run (no BF16 output) gives the same bytes.
@@ -168,9 +169,11 @@ void check_swiglu(int T, int I) {
   SCOPED_TRACE("T " + std::to_string(T) + " I " + std::to_string(I));
   std::vector<float> gu(size_t(T) * 2 * I);
   for (size_t i = 0; i < gu.size(); ++i) gu[i] = unit_float(mix64(i + 5)) * 6.f;
-  std::vector<float> ref(size_t(T) * I);
+  std::vector<float> ref(size_t(T) * I), rounded(gu.size());
+  for (size_t i = 0; i < gu.size(); ++i) rounded[i] = bf16_to_float(float_to_bf16(gu[i]));
   for (int t = 0; t < T; ++t)
-    gdn::swiglu(gu.data() + size_t(t) * 2 * I, gu.data() + size_t(t) * 2 * I + I, I, ref.data() + size_t(t) * I);
+    gdn::swiglu(rounded.data() + size_t(t) * 2 * I, rounded.data() + size_t(t) * 2 * I + I, I,
+                ref.data() + size_t(t) * I);
   GpuCtx g(gu.size() * 4 + ref.size() * 2 + (size_t(8) << 20));
   const float* dgu = to_device(g, gu);
   auto* dout = g.arena.allocate_n<__nv_bfloat16>(ref.size());
@@ -193,6 +196,68 @@ TEST(OpsSwiglu, Shapes) {
   check_swiglu(13, 17408);
   check_swiglu(5, 1001);
   check_swiglu(2, 3);
+}
+
+// A BF16 gate|up (what linear_forward_bf16 writes) gives the bytes of its fp32 source, on every
+// output kind and kernel: BF16 only (vector and scalar), + FP8 per token (fused: I = 17408; after:
+// 1001), + NVFP4 (fused).
+TEST(OpsSwiglu, Bf16InputEqualsFp32) {
+  for (auto [T, I] : {std::pair{3, 17408}, {70, 17408}, {4, 1001}, {2, 3}}) {
+    SCOPED_TRACE("T " + std::to_string(T) + " I " + std::to_string(I));
+    std::vector<float> gu(size_t(T) * 2 * I);
+    std::vector<uint16_t> gu16(gu.size());
+    for (size_t i = 0; i < gu.size(); ++i) {
+      gu[i] = unit_float(mix64(i + 11)) * 6.f;
+      gu16[i] = float_to_bf16(gu[i]);
+    }
+    const int64_t n = int64_t(T) * I, ld = (I + 255) / 256 * 256;
+    GpuCtx g(gu.size() * 6 + size_t(n) * 16 + size_t(T) * ld * 4 + (size_t(16) << 20));
+    const float* d32 = to_device(g, gu);
+    const auto* d16 = reinterpret_cast<const __nv_bfloat16*>(to_device(g, gu16));
+    const bool fp8_ok = I >= 4;
+    struct Out {
+      __nv_bfloat16* bf;
+      uint8_t* codes;
+      float* scales;
+      __nv_bfloat16* nv;
+    };
+    auto outputs = [&] {
+      Out o{g.arena.allocate_n<__nv_bfloat16>(size_t(n)), g.arena.allocate_n<uint8_t>(size_t(T) * ld),
+            g.arena.allocate_n<float>(size_t(T)), g.arena.allocate_n<__nv_bfloat16>(size_t(T) * ld)};
+      GDN_CUDA_CHECK(cudaMemsetAsync(o.codes, 0x5A, size_t(T) * ld, g.stream));
+      GDN_CUDA_CHECK(cudaMemsetAsync(o.nv, 0x5A, size_t(T) * ld * 2, g.stream));
+      return o;
+    };
+    const Out a = outputs(), b = outputs();
+    for (const auto& [out, in16] : {std::pair{a, false}, {b, true}}) {
+      const cuda::Fp8TokenActs q = fp8_ok ? cuda::Fp8TokenActs{out.codes, out.scales, ld, ld} : cuda::Fp8TokenActs{};
+      if (in16)
+        cuda::swiglu(d16, T, I, out.bf, g.stream, q);
+      else
+        cuda::swiglu(d32, T, I, out.bf, g.stream, q);
+      if (I % 256 == 0) {  // NVFP4 output (fused) into the second buffer
+        const cuda::Nvfp4Acts nv{out.nv, ld, 0.37f};
+        if (in16)
+          cuda::swiglu(d16, T, I, nullptr, g.stream, {}, nv);
+        else
+          cuda::swiglu(d32, T, I, nullptr, g.stream, {}, nv);
+      }
+    }
+    GDN_CUDA_CHECK_LAUNCH();
+    auto same = [&](const void* x, const void* y, size_t bytes, const char* what) {
+      std::vector<uint8_t> hx(bytes), hy(bytes);
+      GDN_CUDA_CHECK(cudaMemcpyAsync(hx.data(), x, bytes, cudaMemcpyDeviceToHost, g.stream));
+      GDN_CUDA_CHECK(cudaMemcpyAsync(hy.data(), y, bytes, cudaMemcpyDeviceToHost, g.stream));
+      g.stream.sync();
+      EXPECT_EQ(0, std::memcmp(hx.data(), hy.data(), bytes)) << what;
+    };
+    same(a.bf, b.bf, size_t(n) * 2, "bf16 output");
+    if (fp8_ok) {
+      same(a.codes, b.codes, size_t(T) * ld, "fp8 codes");
+      same(a.scales, b.scales, size_t(T) * 4, "fp8 scales");
+    }
+    if (I % 256 == 0) same(a.nv, b.nv, size_t(T) * ld * 2, "nvfp4 activations");
+  }
 }
 
 // ---- FP8 per-token outputs of the producers --------------------------------------------------
@@ -301,6 +366,18 @@ TEST(OpsFp8Out, GatedRmsnorm) {
     check_fp8_out(g, T, VD, cuda::gdn_gated_rmsnorm_fusable(d), [&](__nv_bfloat16* bf, const cuda::Fp8TokenActs& q) {
       cuda::gdn_gated_rmsnorm(d, o, z, zld, w, T, bf, g.stream, q);
     });
+    // The fused kernel's BF16 values are the plain kernel's (the 27B's DV = 128 takes the float4
+    // layout in both, the small case the scalar one): same bytes.
+    auto* a = g.arena.allocate_n<__nv_bfloat16>(size_t(T * VD));
+    auto* b = g.arena.allocate_n<__nv_bfloat16>(size_t(T * VD));
+    const int64_t kpad = (VD + 127) / 128 * 128;
+    auto* codes = g.arena.allocate_n<uint8_t>(size_t(T * kpad));
+    auto* sc = g.arena.allocate_n<float>(size_t(T));
+    cuda::gdn_gated_rmsnorm(d, o, z, zld, w, T, a, g.stream, cuda::Fp8TokenActs{codes, sc, kpad, kpad});
+    cuda::gdn_gated_rmsnorm(d, o, z, zld, w, T, b, g.stream);
+    const auto ha = to_host(g, reinterpret_cast<const uint16_t*>(a), size_t(T * VD));
+    const auto hb = to_host(g, reinterpret_cast<const uint16_t*>(b), size_t(T * VD));
+    EXPECT_EQ(0, std::memcmp(ha.data(), hb.data(), ha.size() * 2)) << "DV " << d.value_dim << " T " << T;
   });
 }
 

@@ -134,12 +134,36 @@ __device__ __forceinline__ float gated_norm_inv(const float* orow, int DV, float
   ss = gdn_warp_sum(ss);
   return 1.f / sqrtf(ss / float(DV) + eps);
 }
-__device__ __forceinline__ float gated_norm_value(const float* orow, const float* zrow, float wi, float inv, int i) {
-  return wi * (orow[i] * inv) * gdn_silu(zrow[i]);
+__device__ __forceinline__ float gated_norm_value(float o, float z, float wi, float inv) {
+  return wi * (o * inv) * gdn_silu(z);
 }
 
-// One warp per (token, value head) group of DV.
+// DV == 128 (every published Qwen3.5 / 3.6): lane l holds elements 4l..4l+3 of a head as one float4
+// of o and one of z, loaded once (16-byte loads, no second pass over o); the sum of squares is
+// taken in that layout. Both kernels use it for DV == 128, so their values stay the same floats.
+constexpr int kVecDV = 128;
+__device__ __forceinline__ float gated_norm_inv4(float4 o, float eps) {
+  float ss = __fmaf_rn(o.w, o.w, __fmaf_rn(o.z, o.z, __fmaf_rn(o.y, o.y, __fmul_rn(o.x, o.x))));
+  ss = gdn_warp_sum(ss);
+  return 1.f / sqrtf(ss / float(kVecDV) + eps);
+}
+__device__ __forceinline__ float4 gated_norm_bf16x4(float4 o, float4 z, float4 w, float inv) {
+  auto r = [](float v) { return __bfloat162float(__float2bfloat16_rn(v)); };
+  return make_float4(r(gated_norm_value(o.x, z.x, w.x, inv)), r(gated_norm_value(o.y, z.y, w.y, inv)),
+                     r(gated_norm_value(o.z, z.z, w.z, inv)), r(gated_norm_value(o.w, z.w, w.w, inv)));
+}
+__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void st_bf16x4(__nv_bfloat16* p, float4 v) {  // v already BF16 values
+  const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+  uint2 u;
+  u.x = *reinterpret_cast<const uint32_t*>(&a);
+  u.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+
+// One warp per (token, value head) group of DV. kVec: DV == kVecDV, z rows 16-byte aligned.
 constexpr int kNormWarps = 8;
+template <bool kVec>
 __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const float* z, int64_t z_ld,
                                                                             const float* w, int rows, int HV, int DV,
                                                                             float eps, __nv_bfloat16* y,
@@ -152,9 +176,23 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
   const float* orow = o + int64_t(r) * DV;
   const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
   __nv_bfloat16* yrow = y ? y + int64_t(r) * DV : nullptr;
+  if constexpr (kVec) {
+    const int i = 4 * lane;
+    const float4 ov = ld4(orow + i), zv = ld4(zrow + i), wv = ld4(w + i);
+    const float4 b = gated_norm_bf16x4(ov, zv, wv, gated_norm_inv4(ov, eps));
+    if (y) st_bf16x4(yrow + i, b);
+    if (nv.x) {  // a 16-block is 4 lanes
+      const float s = nvfp4_act_scale(
+          nvfp4_block_amax<4>(fmaxf(fmaxf(fabsf(b.x), fabsf(b.y)), fmaxf(fabsf(b.z), fabsf(b.w)))), nv.gx);
+      st_bf16x4(nv.x + int64_t(t) * nv.ld + int64_t(h) * DV + i,
+                make_float4(nvfp4_act_value(b.x, s, nv.gx), nvfp4_act_value(b.y, s, nv.gx),
+                            nvfp4_act_value(b.z, s, nv.gx), nvfp4_act_value(b.w, s, nv.gx)));
+    }
+    return;
+  }
   const float inv = gated_norm_inv(orow, DV, eps, lane);
   for (int i = lane; i < DV; i += 32) {
-    const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, w[i], inv, i));
+    const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zrow[i], w[i], inv));
     if (y) yrow[i] = b;
     if (nv.x) {  // a 16-block is 16 lanes of one iteration (host: DV % 32 == 0)
       const float v = __bfloat162float(b), s = nvfp4_act_scale(nvfp4_block_amax<16>(fabsf(v)), nv.gx);
@@ -165,18 +203,58 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
 
 // The same, one CTA per token, the row's BF16 values also quantized per token for out_proj
 // (act_fp8.cuh numerics). Warp wp owns heads wp, wp + kQWarps, ...; lane holds element
-// lane + 32·k of each: HV ≤ kQWarps·kQHeads, DV ≤ 32·kQPerLane.
+// lane + 32·k of each (kVec: the float4 4·lane..4·lane+3): HV ≤ kQWarps·kQHeads,
+// DV ≤ 32·kQPerLane.
 // kPreW (decode-sized steps): the norm weights go to registers before waiting for the previous
 // kernel (PDL); large steps read them where they are used (as registers they cost the 8K prefill
-// 324 → 349 µs per layer).
+// 324 → 349 µs per layer, scalar layout).
 constexpr int kQWarps = 16, kQHeads = 4, kQPerLane = 4;
-template <bool kPreW>
+template <bool kPreW, bool kVec>
 __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(const float* o, const float* z, int64_t z_ld,
                                                                              const float* w, int HV, int DV, float eps,
                                                                              __nv_bfloat16* y, uint8_t* codes,
                                                                              float* scales, int64_t ld, int64_t kpad) {
   __shared__ float qmax[32];
   const int t = blockIdx.x, wp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float amax = 0.f;
+  uint8_t* r = codes + int64_t(t) * ld;
+  if constexpr (kVec) {
+    const int i = 4 * lane;
+    float4 wv = make_float4(0.f, 0.f, 0.f, 0.f);
+    if constexpr (kPreW) wv = ld4(w + i);
+    griddep_wait();
+    griddep_launch_dependents();
+    if constexpr (!kPreW) wv = ld4(w + i);
+    // Every head's o and z of this lane in flight at once, then the norms from registers.
+    float4 ov[kQHeads], zv[kQHeads];
+#pragma unroll
+    for (int hh = 0; hh < kQHeads; ++hh) {
+      const int h = wp + hh * kQWarps;
+      if (h < HV) {
+        ov[hh] = ld4(o + (int64_t(t) * HV + h) * kVecDV + i);
+        zv[hh] = ld4(z + int64_t(t) * z_ld + int64_t(h) * kVecDV + i);
+      }
+    }
+    float4 v[kQHeads];
+#pragma unroll
+    for (int hh = 0; hh < kQHeads; ++hh) {
+      const int h = wp + hh * kQWarps;
+      if (h >= HV) break;
+      v[hh] = gated_norm_bf16x4(ov[hh], zv[hh], wv, gated_norm_inv4(ov[hh], eps));
+      if (y) st_bf16x4(y + (int64_t(t) * HV + h) * kVecDV + i, v[hh]);
+      amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[hh].x), fabsf(v[hh].y)), fmaxf(fabsf(v[hh].z), fabsf(v[hh].w))));
+    }
+    const float s = fp8_token_scale(cta_max(amax, qmax));
+#pragma unroll
+    for (int hh = 0; hh < kQHeads; ++hh) {
+      const int h = wp + hh * kQWarps;
+      if (h >= HV) break;
+      *reinterpret_cast<uint32_t*>(r + h * kVecDV + i) = fp8_codes4(v[hh].x, v[hh].y, v[hh].z, v[hh].w, s);
+    }
+    for (int64_t b = int64_t(HV) * DV + threadIdx.x; b < kpad; b += blockDim.x) r[b] = 0;
+    if (threadIdx.x == 0) scales[t] = s;
+    return;
+  }
   float wl[kQPerLane];  // the norm weights of this lane's elements
   if constexpr (kPreW) {
 #pragma unroll
@@ -200,7 +278,6 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
       }
   }
   float v[kQHeads][kQPerLane];
-  float amax = 0.f;
 #pragma unroll
   for (int hh = 0; hh < kQHeads; ++hh) {
     const int h = wp + hh * kQWarps;
@@ -212,14 +289,13 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
     for (int k = 0; k < kQPerLane; ++k) {
       const int i = lane + 32 * k;
       if (i >= DV) break;
-      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow, zrow, kPreW ? wl[k] : w[i], inv, i));
+      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zrow[i], kPreW ? wl[k] : w[i], inv));
       if (y) y[(int64_t(t) * HV + h) * DV + i] = b;
       v[hh][k] = __bfloat162float(b);
       amax = fmaxf(amax, fabsf(v[hh][k]));
     }
   }
   const float s = fp8_token_scale(cta_max(amax, qmax));
-  uint8_t* r = codes + int64_t(t) * ld;
 #pragma unroll
   for (int hh = 0; hh < kQHeads; ++hh) {
     const int h = wp + hh * kQWarps;
@@ -287,20 +363,28 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
   const int64_t cols = d.value_dim * d.value_heads;
   if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
   const bool nv_fused = !q && gdn_gated_rmsnorm_nvfp4_fusable(d, nv);
+  // The float4 layout where DV == 128 and every row start is 16-byte aligned.
+  const bool vec = d.value_dim == detail::kVecDV && z_ld % 4 == 0 && (reinterpret_cast<uintptr_t>(o) & 15) == 0 &&
+                   (reinterpret_cast<uintptr_t>(z) & 15) == 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0 &&
+                   (!y || (reinterpret_cast<uintptr_t>(y) & 15) == 0) && (!q || q.ld % 4 == 0) &&
+                   (!nv_fused || (reinterpret_cast<uintptr_t>(nv.x) & 15) == 0);
   if (q && gdn_gated_rmsnorm_fusable(d)) {
-    detail::launch_pdl(T <= detail::kPreWaitMaxRows ? detail::gdn_gated_rmsnorm_fp8_kernel<true>
-                                                    : detail::gdn_gated_rmsnorm_fp8_kernel<false>,
-                       dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream,
-                       true, o, z, z_ld, w, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes,
-                       q.scales, q.ld, q.kpad);
+    const bool pre_w = T <= detail::kPreWaitMaxRows;
+    auto kernel = vec ? (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, true>
+                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, true>)
+                      : (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, false>
+                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, false>);
+    detail::launch_pdl(kernel, dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream, true, o, z, z_ld, w,
+                       int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes, q.scales, q.ld, q.kpad);
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }
   if (!y && !nv_fused) throw CudaError("gdn_gated_rmsnorm: no BF16 output");
   const int rows = T * d.value_heads;
-  detail::launch_pdl(detail::gdn_gated_rmsnorm_kernel, dim3(unsigned((rows + detail::kNormWarps - 1) / detail::kNormWarps)),
-                     dim3(detail::kNormWarps * 32), 0, stream, true, o, z, z_ld, w, rows, int(d.value_heads),
-                     int(d.value_dim), float(d.norm_eps), y, nv_fused ? nv : Nvfp4Acts{});
+  detail::launch_pdl(vec ? detail::gdn_gated_rmsnorm_kernel<true> : detail::gdn_gated_rmsnorm_kernel<false>,
+                     dim3(unsigned((rows + detail::kNormWarps - 1) / detail::kNormWarps)), dim3(detail::kNormWarps * 32),
+                     0, stream, true, o, z, z_ld, w, rows, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y,
+                     nv_fused ? nv : Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q) detail::launch_act_fp8_token(y, T, cols, q.codes, q.scales, T, q.ld, stream, true);
   if (nv && !nv_fused) {

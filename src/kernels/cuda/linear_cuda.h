@@ -233,4 +233,16 @@ inline bool takes_nvfp4_acts(const DeviceLinear& w) {
 void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
                     cudaStream_t stream, LinearPath path = LinearPath::Auto);
 
+// The same GEMMs with y written as BF16 (cuBLASLt's epilogue rounds the fp32 result to nearest),
+// for consumers that round their input to BF16 anyway (SwiGLU): half the output traffic. Only the
+// large-M path writes BF16; these return false, having written nothing usable, where the call
+// would take another path (small M, a block-128 token tail, FP8 weight-only, a problem cuBLASLt
+// declines): the caller then uses linear_forward into fp32.
+bool linear_forward_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, __nv_bfloat16* y,
+                         LinearWorkspace ws, cudaStream_t stream, LinearPath path = LinearPath::Auto);
+bool linear_forward_bf16(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, __nv_bfloat16* y,
+                         LinearWorkspace ws, cudaStream_t stream, LinearPath path = LinearPath::Auto);
+bool linear_forward_bf16(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, __nv_bfloat16* y, LinearWorkspace ws,
+                         cudaStream_t stream, LinearPath path = LinearPath::Auto);
+
 }  // namespace gdn::cuda

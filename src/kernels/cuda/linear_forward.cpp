@@ -110,44 +110,32 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
   }
 }
 
-// FP8 per-channel weights × per-token FP8 activations at large M: cuBLASLt with OUTER_VEC scales.
-void run_large_fp8_token(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
-                         cudaStream_t stream, bool fast) {
-  LtProblem p;
-  p.type = LtType::Fp8;
-  p.scale = LtScale::OuterVec;
-  p.fast_accum = fast;  // AutoFast callers accept the tensor cores' own FP8 accumulation
-  p.n = w.rows;
-  p.m = M;
-  p.k = w.cols_pad;
-  p.a = w.weight;
-  p.lda = w.cols_pad;
-  p.b = a.x;
-  p.ldb = a.ldx;
-  p.d = y;
-  p.ldd = w.rows;
-  p.a_scale = w.scales;
-  p.b_scale = a.sx;
-  if (!lt_matmul(p, base + L.lt, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
-}
+// Where a call's GEMM writes: fp32 y, or (large-M path only) y rounded to nearest BF16.
+struct YOut {
+  void* p = nullptr;
+  bool bf16 = false;
+  YOut rows_from(int64_t elems) const { return {static_cast<char*>(p) + elems * (bf16 ? 2 : 4), bf16}; }
+};
 
 // The cuBLASLt problem of y = W·x for M tokens of prepared activations (type, k, a and scales are
 // set per layout by the caller).
-LtProblem lt_problem(const DeviceLinear& w, const Acts& a, int64_t M, float* y) {
+LtProblem lt_problem(const DeviceLinear& w, const Acts& a, int64_t M, YOut y) {
   LtProblem p;
   p.n = w.rows;
   p.m = M;
   p.b = a.x;
   p.ldb = a.ldx;
-  p.d = y;
+  p.d = y.p;
+  p.d_bf16 = y.bf16;
   p.ldd = w.rows;
   return p;
 }
 
 // NVFP4 at large M: the weight dequantized to BF16 in L2-sized row slices, each a BF16 cuBLASLt GEMM
-// with the global scales in alpha.
-void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, char* base, const WsLayout& L,
-                     cudaStream_t stream, bool fast) {
+// with the global scales in alpha. False where cuBLASLt declines (the caller's fallback rewrites
+// every row).
+bool large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, YOut y, char* base, const WsLayout& L,
+                 cudaStream_t stream) {
   void* lt_ws = base + L.lt;
   const int64_t K = w.cols, Kp = w.cols_pad;
   LtProblem p = lt_problem(w, a, M, y);
@@ -163,10 +151,10 @@ void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, 
       const int64_t nr = std::min(slice, w.rows - r0);
       launch_nvfp4_dequant(w, r0, nr, deq, stream);
       p.n = nr;
-      p.d = y + r0;
-      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
+      p.d = y.rows_from(r0).p;
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return false;
     }
-    return;
+    return true;
   }
   // Fused parts with different global divisors: one GEMM per (slice ∩ part) with that part's
   // alpha, so every output row gets exactly its unfused multiplier.
@@ -178,12 +166,52 @@ void run_large_nvfp4(const DeviceLinear& w, const Acts& a, int64_t M, float* y, 
       if (s0 >= s1) continue;
       p.a = deq + (s0 - r0) * Kp;
       p.n = s1 - s0;
-      p.d = y + s0;
+      p.d = y.rows_from(s0).p;
       p.alpha = detail::nvfp4_alpha(w, w.part_weight_divisor[q]);
-      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return run_small(w, a, 0, M, y, base, L, stream, fast);
+      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) return false;
     }
   }
-  return;
+  return true;
+}
+
+// The large-M (cuBLASLt) GEMM of the first M tokens of `a`: false where cuBLASLt has no algorithm
+// (or, for FP8 weights with BF16 activations, no such GEMM at all).
+bool run_large(const DeviceLinear& w, const Acts& a, int64_t M, YOut y, char* base, const WsLayout& L,
+               cudaStream_t stream, bool fast) {
+  void* lt_ws = base + L.lt;
+  LtProblem p = lt_problem(w, a, M, y);
+  switch (w.kind) {
+    case DeviceWeightKind::Bf16:
+      p.type = LtType::Bf16;
+      p.k = w.cols;
+      p.a = w.weight;
+      p.lda = w.cols_pad;
+      return lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
+    case DeviceWeightKind::Fp8:
+      if (w.scheme.act == ActQuant::None) return false;  // no FP8×BF16 in cuBLASLt
+      p.type = LtType::Fp8;
+      p.k = w.cols_pad;
+      p.a = w.weight;
+      p.lda = w.cols_pad;
+      p.a_scale = w.scales;
+      p.b_scale = a.sx;
+      if (w.scheme.act == ActQuant::Fp8PerToken) {  // per-channel × per-token: OUTER_VEC scales
+        p.scale = LtScale::OuterVec;
+        p.fast_accum = fast;  // AutoFast callers accept the tensor cores' own FP8 accumulation
+      } else {
+        p.scale = LtScale::Blk128Vec128;
+      }
+      return lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
+    case DeviceWeightKind::Nvfp4:
+      return large_nvfp4(w, a, M, y, base, L, stream);
+  }
+  return false;
+}
+
+// FP8 block-128 with activation codes: cuBLASLt takes a multiple of 4 tokens (its VEC128 scale
+// rule), the rest runs small-M.
+int64_t lt_token_count(const DeviceLinear& w, int64_t M) {
+  return w.scheme.weight == WeightFormat::Fp8Block128 && w.scheme.act != ActQuant::None ? M / 4 * 4 : M;
 }
 
 }  // namespace
@@ -261,13 +289,13 @@ void linear_workspace_init(LinearWorkspace ws, cudaStream_t stream) {
   GDN_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, std::min(ws.bytes, size_t(kMaxCounters) * 4), stream));
 }
 
-void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
-                    cudaStream_t stream, LinearPath path) {
-  if (M <= 0) return;
-  const CallPlan c = plan_call(w, M, ws, path);
+namespace {
+
+// Step 1 of a call on BF16 x: the activations in the layout the GEMM reads (quantized where the
+// weight's scheme says so) in the workspace, or x itself.
+Acts prepare_acts(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, const CallPlan& c, cudaStream_t stream) {
   const WsLayout& L = c.L;
   char* const base = c.base;
-  const bool fast = c.fast, small = c.small;
   const bool pdl = pdl_enabled();
   const int64_t K = w.cols, Kp = w.cols_pad, m4 = round_up(M, 4);
   const ActQuant act = w.scheme.act;
@@ -275,13 +303,7 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
                       (w.kind == DeviceWeightKind::Fp8 && (act == ActQuant::Fp8PerToken || act == ActQuant::Fp8PerGroup128)) ||
                       (w.kind == DeviceWeightKind::Nvfp4 && act == ActQuant::Nvfp4);
   if (!act_ok) throw CudaError("linear_forward: activation quantization does not match the weight layout");
-
-  // 1. Activations in the layout the GEMM reads.
   Acts a;
-  // FP8 block, large M: cuBLASLt gets a multiple of 4 tokens (its VEC128 scale rule), the rest runs small-M.
-  const int64_t lt_tokens = (!small && w.scheme.weight == WeightFormat::Fp8Block128 && act != ActQuant::None)
-                                ? M / 4 * 4 : M;
-  float* sx_tail = reinterpret_cast<float*>(base + L.sx_tail);
   switch (act) {
     case ActQuant::None:
       if (K == Kp && (reinterpret_cast<uintptr_t>(x) & 15) == 0) {
@@ -300,11 +322,14 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       break;
     }
     case ActQuant::Fp8PerGroup128: {
+      // Large M: scales of the first lt_token_count tokens [kb][that count] for cuBLASLt, the tail's
+      // in sx_tail [kb][4]; small M: all [kb][m4].
       auto* buf = reinterpret_cast<uint8_t*>(base + L.act);
       auto* sx = reinterpret_cast<float*>(base + L.sx);
-      const int64_t split = small ? m4 : lt_tokens, sx_ld = small ? m4 : lt_tokens;
-      launch_act_fp8_group(x, M, K, buf, sx, sx_ld, split, sx_tail, 4, m4, Kp, stream, pdl);
-      a.x = buf, a.ldx = Kp, a.elem = 1, a.sx = sx, a.sx_ld = sx_ld;
+      const int64_t split = c.small ? m4 : lt_token_count(w, M);
+      launch_act_fp8_group(x, M, K, buf, sx, split, split, reinterpret_cast<float*>(base + L.sx_tail), 4, m4, Kp,
+                           stream, pdl);
+      a.x = buf, a.ldx = Kp, a.elem = 1, a.sx = sx, a.sx_ld = split;
       break;
     }
     case ActQuant::Nvfp4: {
@@ -314,75 +339,102 @@ void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, fl
       break;
     }
   }
+  return a;
+}
 
-  if (small) return run_small(w, a, 0, M, y, base, L, stream, fast);
-
-  // 2. Large M.
-  void* lt_ws = base + L.lt;
-  LtProblem p = lt_problem(w, a, M, y);
-  switch (w.kind) {
-    case DeviceWeightKind::Bf16:
-      p.type = LtType::Bf16;
-      p.k = K;
-      p.a = w.weight;
-      p.lda = Kp;
-      if (!lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream)) run_small(w, a, 0, M, y, base, L, stream, fast);
-      return;
-    case DeviceWeightKind::Fp8: {
-      if (act == ActQuant::None) return run_small(w, a, 0, M, y, base, L, stream, fast);  // no FP8×BF16 in cuBLASLt
-      if (act == ActQuant::Fp8PerToken) return run_large_fp8_token(w, a, M, y, base, L, stream, fast);
-      p.type = LtType::Fp8;
-      p.k = Kp;
-      p.a = w.weight;
-      p.lda = Kp;
-      p.a_scale = w.scales;
-      p.b_scale = a.sx;
-      p.scale = LtScale::Blk128Vec128;
-      p.m = lt_tokens;
-      const bool ok = lt_tokens > 0 && lt_matmul(p, lt_ws, kLtWorkspaceBytes, stream);
-      if (!ok && lt_tokens > 0) run_small(w, a, 0, lt_tokens, y, base, L, stream, fast);
-      if (lt_tokens < M) {
-        Acts tail = a;
-        tail.sx = sx_tail;
-        tail.sx_ld = 4;
-        tail.sx_token0 = lt_tokens;
-        run_small(w, tail, lt_tokens, M, y, base, L, stream, fast);
-      }
-      return;
-    }
-    case DeviceWeightKind::Nvfp4:
-      return run_large_nvfp4(w, a, M, y, base, L, stream, fast);
+// Step 2 into fp32 y: the small-M kernel, or cuBLASLt with the small-M kernel as the fallback and
+// for a block-128 token tail.
+void gemm_f32(const DeviceLinear& w, const Acts& a, int64_t M, float* y, const CallPlan& c, cudaStream_t stream) {
+  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
+  const int64_t lt_tokens = lt_token_count(w, M);
+  if (lt_tokens > 0 && !run_large(w, a, lt_tokens, YOut{y, false}, c.base, c.L, stream, c.fast))
+    run_small(w, a, 0, lt_tokens, y, c.base, c.L, stream, c.fast);
+  if (lt_tokens < M) {
+    Acts tail = a;
+    tail.sx = reinterpret_cast<float*>(c.base + c.L.sx_tail);
+    tail.sx_ld = 4;
+    tail.sx_token0 = lt_tokens;
+    run_small(w, tail, lt_tokens, M, y, c.base, c.L, stream, c.fast);
   }
 }
 
-void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
-                    cudaStream_t stream, LinearPath path) {
-  if (M <= 0) return;
-  if (!takes_nvfp4_acts(w) || x.gx != w.nvfp4_input_global)
-    throw CudaError("linear_forward: pre-quantized NVFP4 activations given to a weight that does not take them");
-  if (x.ld < w.cols_pad || (x.ld * 2) % 16 || (reinterpret_cast<uintptr_t>(x.x) & 15))
-    throw CudaError("linear_forward: NVFP4 activations of ld " + std::to_string(x.ld) + " for a weight of " +
-                    std::to_string(w.cols_pad) + " padded columns");
-  const CallPlan c = plan_call(w, M, ws, path);
-  Acts a;
-  a.x = x.x, a.ldx = x.ld;
-  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
-  run_large_nvfp4(w, a, M, y, c.base, c.L, stream, c.fast);
+// Whether a BF16-output call can run: the large-M path, no small-M token tail.
+bool bf16_out_applies(const DeviceLinear& w, int64_t M, const CallPlan& c) {
+  return !c.small && lt_token_count(w, M) == M && !(w.kind == DeviceWeightKind::Fp8 && w.scheme.act == ActQuant::None);
 }
 
-void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, float* y, LinearWorkspace ws,
-                    cudaStream_t stream, LinearPath path) {
-  if (M <= 0) return;
+Acts token_acts(const Fp8TokenActs& x) {
+  Acts a;
+  a.x = x.codes, a.ldx = x.ld, a.elem = 1, a.sx = x.scales;
+  return a;
+}
+Acts token_acts(const Nvfp4Acts& x) {
+  Acts a;
+  a.x = x.x, a.ldx = x.ld;
+  return a;
+}
+
+void check_fp8_acts(const DeviceLinear& w, const Fp8TokenActs& x) {
   if (!takes_fp8_token_acts(w))
     throw CudaError("linear_forward: pre-quantized FP8 activations given to a weight that does not take them");
   if (x.kpad != w.cols_pad || x.ld < x.kpad || x.ld % 16 || !x.scales)
     throw CudaError("linear_forward: FP8 activations of " + std::to_string(x.kpad) + " columns (ld " +
                     std::to_string(x.ld) + ") for a weight of " + std::to_string(w.cols_pad) + " padded columns");
+}
+
+void check_nvfp4_acts(const DeviceLinear& w, const Nvfp4Acts& x) {
+  if (!takes_nvfp4_acts(w) || x.gx != w.nvfp4_input_global)
+    throw CudaError("linear_forward: pre-quantized NVFP4 activations given to a weight that does not take them");
+  if (x.ld < w.cols_pad || (x.ld * 2) % 16 || (reinterpret_cast<uintptr_t>(x.x) & 15))
+    throw CudaError("linear_forward: NVFP4 activations of ld " + std::to_string(x.ld) + " for a weight of " +
+                    std::to_string(w.cols_pad) + " padded columns");
+}
+
+}  // namespace
+
+void linear_forward(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
   const CallPlan c = plan_call(w, M, ws, path);
-  Acts a;
-  a.x = x.codes, a.ldx = x.ld, a.elem = 1, a.sx = x.scales;
-  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
-  run_large_fp8_token(w, a, M, y, c.base, c.L, stream, c.fast);
+  gemm_f32(w, prepare_acts(w, x, M, c, stream), M, y, c, stream);
+}
+
+void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
+  check_nvfp4_acts(w, x);
+  gemm_f32(w, token_acts(x), M, y, plan_call(w, M, ws, path), stream);
+}
+
+void linear_forward(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, float* y, LinearWorkspace ws,
+                    cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return;
+  check_fp8_acts(w, x);
+  gemm_f32(w, token_acts(x), M, y, plan_call(w, M, ws, path), stream);
+}
+
+bool linear_forward_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, __nv_bfloat16* y,
+                         LinearWorkspace ws, cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return true;
+  const CallPlan c = plan_call(w, M, ws, path);
+  if (!bf16_out_applies(w, M, c)) return false;
+  return run_large(w, prepare_acts(w, x, M, c, stream), M, YOut{y, true}, c.base, c.L, stream, c.fast);
+}
+
+bool linear_forward_bf16(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, __nv_bfloat16* y,
+                         LinearWorkspace ws, cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return true;
+  check_fp8_acts(w, x);
+  const CallPlan c = plan_call(w, M, ws, path);
+  return bf16_out_applies(w, M, c) && run_large(w, token_acts(x), M, YOut{y, true}, c.base, c.L, stream, c.fast);
+}
+
+bool linear_forward_bf16(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, __nv_bfloat16* y, LinearWorkspace ws,
+                         cudaStream_t stream, LinearPath path) {
+  if (M <= 0) return true;
+  check_nvfp4_acts(w, x);
+  const CallPlan c = plan_call(w, M, ws, path);
+  return bf16_out_applies(w, M, c) && run_large(w, token_acts(x), M, YOut{y, true}, c.base, c.L, stream, c.fast);
 }
 
 }  // namespace gdn::cuda

@@ -151,8 +151,9 @@ struct LtProblem {
   int64_t lda = 0;
   const void* b = nullptr;        // activations
   int64_t ldb = 0;
-  float* d = nullptr;
+  void* d = nullptr;               // fp32, or BF16 when d_bf16
   int64_t ldd = 0;
+  bool d_bf16 = false;             // D rounded to nearest BF16 by cuBLASLt's epilogue
   float alpha = 1.f;
   const float* a_scale = nullptr;  // OuterVec: [n]; Blk128: [⌈n/128⌉][ld multiple of 4]
   const float* b_scale = nullptr;  // OuterVec: [m]; Vec128: [⌈k/128⌉][m]

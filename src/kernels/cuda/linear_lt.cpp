@@ -39,7 +39,7 @@ struct CacheEntry {
   bool ok = false;
   cublasLtMatmulAlgo_t algo{};
 };
-using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int>;
+using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int, bool>;
 
 // Descriptor owner (cuBLASLt objects are plain host allocations; creating them per call costs
 // microseconds of host time, invisible under CUDA graphs).
@@ -75,7 +75,7 @@ bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cuda
   // the first token): leading dimensions and pointers 16-byte aligned, as its docs require.
   const int64_t elem = p.type == LtType::Bf16 ? 2 : 1;
   const auto misaligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) != 0; };
-  if ((p.lda * elem) % 16 || (p.ldb * elem) % 16 || (p.ldd * 4) % 16 || misaligned(p.a) || misaligned(p.b) ||
+  if ((p.lda * elem) % 16 || (p.ldb * elem) % 16 || (p.ldd * (p.d_bf16 ? 2 : 4)) % 16 || misaligned(p.a) || misaligned(p.b) ||
       misaligned(p.d) || (p.a_scale && misaligned(p.a_scale)) || (p.b_scale && misaligned(p.b_scale)))
     return false;
 
@@ -103,10 +103,12 @@ bool lt_matmul(const LtProblem& p, void* workspace, size_t workspace_bytes, cuda
   const cudaDataType_t ab = p.type == LtType::Bf16 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
   GDN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, ab, uint64_t(p.k), uint64_t(p.n), p.lda));
   GDN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, ab, uint64_t(p.k), uint64_t(p.m), p.ldb));
-  GDN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, uint64_t(p.n), uint64_t(p.m), p.ldd));
+  GDN_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&d.c, p.d_bf16 ? CUDA_R_16BF : CUDA_R_32F, uint64_t(p.n), uint64_t(p.m), p.ldd));
 
   const Key key{int(p.type), int(p.scale), p.n, p.m, p.k, p.lda, p.ldb, p.ldd, alignment_class(p.a),
-                alignment_class(p.b), alignment_class(p.d), int(p.type == LtType::Fp8 && fast_accum_on(p.fast_accum))};
+                alignment_class(p.b), alignment_class(p.d), int(p.type == LtType::Fp8 && fast_accum_on(p.fast_accum)),
+                p.d_bf16};
   CacheEntry e;
   {
     std::lock_guard<std::mutex> lock(mu);

@@ -306,45 +306,60 @@ __global__ void add_kernel(float* __restrict__ a, const float* __restrict__ b, i
 }
 
 // ---------------------------------------------------------------------------------------------
-// SwiGLU: out[t, i] = bf16(silu(g) · u), silu(g) = g / (1 + exp(−g)) as in elementwise.h.
+// SwiGLU: out[t, i] = bf16(silu(g) · u), silu(g) = g / (1 + exp(−g)) as in elementwise.h, of the
+// gate and up values rounded to BF16 first — what a BF16 GEMM output holds, so an fp32 gate|up
+// (small-M kernels) and a BF16 one (cuBLASLt at large M: half the bytes) give the same result.
 
 __device__ __forceinline__ float silu_mul(float g, float u) {
   return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.f, expf(-g))), u);
 }
 
-template <bool VEC>
-__global__ void swiglu_kernel(const float* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out, Nvfp4Acts nv) {
+__device__ __forceinline__ float bf16r(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+__device__ __forceinline__ float bf16r(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float4 load4_bf16r(const float* p) {
+  return bf16_round4(*reinterpret_cast<const float4*>(p));
+}
+__device__ __forceinline__ float4 load4_bf16r(const __nv_bfloat16* p) {
+  const uint2 r = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xFFFF0000u), __uint_as_float(r.y << 16),
+                     __uint_as_float(r.y & 0xFFFF0000u));
+}
+__device__ __forceinline__ float4 silu_mul4(float4 a, float4 b) {
+  return make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+}
+
+template <bool VEC, typename In>
+__global__ void swiglu_kernel(const In* __restrict__ gu, int I, __nv_bfloat16* __restrict__ out, Nvfp4Acts nv) {
   detail::griddep_wait();
   detail::griddep_launch_dependents();
   const int t = blockIdx.y;
-  const float* g = gu + int64_t(t) * 2 * I;
-  const float* u = g + I;
+  const In* g = gu + int64_t(t) * 2 * I;
+  const In* u = g + I;
   __nv_bfloat16* o = out ? out + int64_t(t) * I : nullptr;
   const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i >= I) return;
   if (VEC) {
-    const float4 a = *reinterpret_cast<const float4*>(g + i), b = *reinterpret_cast<const float4*>(u + i);
-    const float4 y = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+    const float4 y = silu_mul4(load4_bf16r(g + i), load4_bf16r(u + i));
     if (out) store_bf16x4(o + i, y);
     if (nv.x) store_nvfp4x4(nv, t, i / 4, bf16_round4(y));  // whole warps here (host: I % 128 == 0)
   } else {
-    for (int k = i; k < i + 4 && k < I; ++k) o[k] = __float2bfloat16_rn(silu_mul(g[k], u[k]));
+    for (int k = i; k < i + 4 && k < I; ++k) o[k] = __float2bfloat16_rn(silu_mul(bf16r(g[k]), bf16r(u[k])));
   }
 }
 
 // SwiGLU whose output also goes out quantized per token: one CTA per token holding the row.
 // THREADS × VEC float4 groups per row (I ≤ 32768). 1024 × 8 at every T: on the H100 it also beat
-// 512 × 16 for the 8K prefill (648 vs 779 µs per 27B layer).
+// 512 × 16 for the 8K prefill (648 vs 779 µs per 27B layer, fp32 input).
 constexpr int kSwThreads = 1024, kSwVec = 8;
-template <int THREADS, int VEC>
-__global__ void __launch_bounds__(THREADS) swiglu_fp8_kernel(const float* __restrict__ gu, int I,
+template <int THREADS, int VEC, typename In>
+__global__ void __launch_bounds__(THREADS) swiglu_fp8_kernel(const In* __restrict__ gu, int I,
                                                              __nv_bfloat16* __restrict__ out, Fp8Rows q) {
   __shared__ float qmax[32];
   detail::griddep_wait();
   detail::griddep_launch_dependents();
   const int t = blockIdx.x, n4 = I / 4;
-  const float* g = gu + int64_t(t) * 2 * I;
-  const float* u = g + I;
+  const In* g = gu + int64_t(t) * 2 * I;
+  const In* u = g + I;
   float4 v[VEC];
   float amax = 0.f;
 #pragma unroll
@@ -352,8 +367,7 @@ __global__ void __launch_bounds__(THREADS) swiglu_fp8_kernel(const float* __rest
     const int gi = threadIdx.x + j * THREADS;
     v[j] = make_float4(0.f, 0.f, 0.f, 0.f);
     if (gi >= n4) continue;
-    const float4 a = reinterpret_cast<const float4*>(g)[gi], b = reinterpret_cast<const float4*>(u)[gi];
-    const float4 y = make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
+    const float4 y = silu_mul4(load4_bf16r(g + 4 * gi), load4_bf16r(u + 4 * gi));
     if (out) store_bf16x4(out + int64_t(t) * I + 4 * gi, y);
     v[j] = bf16_round4(y);
     amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))));
@@ -445,20 +459,23 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
   if (nv && !fnv) nvfp4_after(out_bf16, out_rows, H, nv, stream, "add_rmsnorm");
 }
 
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
-            const Nvfp4Acts& nv) {
+namespace {
+
+template <typename In>
+void swiglu_impl(const In* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
+                 const Nvfp4Acts& nv) {
   if (T <= 0 || I <= 0) return;
   if (q) check_fp8_token_out(q, I, "swiglu");
   if (nv && !q && nvfp4_row_fusable(nv, I)) {
     constexpr int kThreads = 256;
     const dim3 grid(unsigned(I / (4 * kThreads) + (I % (4 * kThreads) != 0)), unsigned(T));
-    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out, nv);
+    detail::launch_pdl(swiglu_kernel<true, In>, grid, dim3(kThreads), 0, stream, true, gu, I, out, nv);
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }
   if (q && fp8_row_fusable(I)) {
-    detail::launch_pdl(swiglu_fp8_kernel<kSwThreads, kSwVec>, dim3(unsigned(T)), dim3(kSwThreads), 0, stream, true, gu,
-                       I, out, fp8_rows(q));
+    detail::launch_pdl(swiglu_fp8_kernel<kSwThreads, kSwVec, In>, dim3(unsigned(T)), dim3(kSwThreads), 0, stream,
+                       true, gu, I, out, fp8_rows(q));
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -466,12 +483,24 @@ void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stre
   constexpr int kThreads = 256;
   const dim3 grid(unsigned((I + 4 * kThreads - 1) / (4 * kThreads)), unsigned(T));
   if (I % 4 == 0)
-    detail::launch_pdl(swiglu_kernel<true>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
+    detail::launch_pdl(swiglu_kernel<true, In>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
   else
-    detail::launch_pdl(swiglu_kernel<false>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
+    detail::launch_pdl(swiglu_kernel<false, In>, grid, dim3(kThreads), 0, stream, true, gu, I, out, Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q) quantize_after(out, T, I, q, stream, "swiglu");
   if (nv) nvfp4_after(out, T, I, nv, stream, "swiglu");
+}
+
+}  // namespace
+
+void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
+            const Nvfp4Acts& nv) {
+  swiglu_impl(gu, T, I, out, stream, q, nv);
+}
+
+void swiglu(const __nv_bfloat16* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
+            const Nvfp4Acts& nv) {
+  swiglu_impl(gu, T, I, out, stream, q, nv);
 }
 
 }  // namespace gdn::cuda

@@ -32,11 +32,15 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
                  __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
                  int R = 0, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 
-// out[t, i] = bf16(silu(gu[t, i]) · gu[t, I + i]) for the fused gate|up output gu [T, 2I] fp32.
+// out[t, i] = bf16(silu(g) · u) with g = bf16(gu[t, i]), u = bf16(gu[t, I + i]) for the fused
+// gate|up output gu [T, 2I], fp32 (rounded to BF16 here) or BF16 (linear_forward_bf16): both give
+// the same bits.
 // q: as for add_rmsnorm (out may be null when fp8_row_fusable(I)).
 // nv: as for add_rmsnorm (out may be null when nvfp4_row_fusable(nv, I)); not together with q.
 void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {},
             const Nvfp4Acts& nv = {});
+void swiglu(const __nv_bfloat16* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream,
+            const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 
 // Whether a producer quantizes a row of `cols` values in the same kernel (else it needs its BF16
 // output and quantizes it afterwards).

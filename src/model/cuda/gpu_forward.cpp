@@ -1,5 +1,7 @@
 // The layer-by-layer launch sequence of GpuModel (eager, or recorded into a CUDA graph): the same
 // order of operations as model/qwen35_model.cpp + model/layers.cpp on the CPU.
+#include <cstdlib>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "model/cuda/gpu_model.h"
@@ -72,6 +74,17 @@ void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, fl
   }
 }
 
+bool GpuModel::project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
+                            const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
+  static const bool env_off = std::getenv("GDN_NO_BF16_GATE_UP") != nullptr;
+  if (!opts_.bf16_gate_up || env_off || !p.fused()) return false;
+  const DeviceLinear& w = p.linears[0];
+  const LinearPath path = opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast;
+  if (xq) return linear_forward_bf16(w, xq, T, y, lws_, stream_, path);
+  if (xv) return linear_forward_bf16(w, xv, T, y, lws_, stream_, path);
+  return linear_forward_bf16(w, x, T, y, lws_, stream_, path);
+}
+
 // x_ += pending (the previous block's output); then attention or DeltaNet, then the MLP. Leaves the
 // MLP output in delta_ (added by the next layer's first norm or the final norm).
 void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
@@ -130,11 +143,18 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
   const bool mlp_fused = q_mlp ? fp8_row_fusable(H) : v_mlp && nvfp4_row_fusable(v_mlp, H);
   add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, mlp_fused ? nullptr : xn_, nullptr, stream_, nullptr, 0,
               q_mlp, v_mlp);
-  project(l.gate_up, xn_, T, proj_, q_mlp, v_mlp);
+  // gate|up in BF16 where cuBLASLt computes it (large steps: half the bytes written and read by
+  // SwiGLU, which rounds an fp32 input to BF16 the same way).
+  auto* gu_bf16 = reinterpret_cast<__nv_bfloat16*>(proj_);
+  const bool gu_in_bf16 = project_bf16(l.gate_up, xn_, T, gu_bf16, q_mlp, v_mlp);
+  if (!gu_in_bf16) project(l.gate_up, xn_, T, proj_, q_mlp, v_mlp);
   const Fp8TokenActs q_down = fp8_input(l.down);
   const Nvfp4Acts v_down = q_down ? Nvfp4Acts{} : nv_input(l.down, T);
   const bool down_fused = q_down ? fp8_row_fusable(I) : v_down && nvfp4_row_fusable(v_down, I);
-  swiglu(proj_, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
+  if (gu_in_bf16)
+    swiglu(gu_bf16, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
+  else
+    swiglu(proj_, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
   linear(l.down, sw_, T, delta_, q_down, v_down);
 }
 

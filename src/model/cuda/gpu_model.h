@@ -44,6 +44,10 @@ struct GpuModelOptions {
   // (it only joins before the delta rule): one small GEMV off the critical path of every DeltaNet
   // layer. Only when both projections are single fused linears.
   bool overlap_ba = true;
+  // Where cuBLASLt computes gate|up (large steps), it writes BF16, which SwiGLU reads (it rounds an
+  // fp32 gate|up to BF16 the same way, so the results do not depend on the path): half the bytes
+  // of the largest intermediate of a prefill. GDN_NO_BF16_GATE_UP=1 turns it off (A/B runs).
+  bool bf16_gate_up = true;
 };
 
 // One sequence's part of a step.
@@ -120,6 +124,10 @@ class GpuModel {
                const Nvfp4Acts& xv = {});
   void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
               const Nvfp4Acts& xv = {});
+  // A fused projection's output as BF16 (linear_forward_bf16) into y; false, with nothing written,
+  // where that does not apply (the caller then runs project into fp32).
+  bool project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
+                    const Fp8TokenActs& xq = {}, const Nvfp4Acts& xv = {});
   // The same on another stream with its own workspace (the b|a side stream).
   void linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y,
                  const Fp8TokenActs& xq, const Nvfp4Acts& xv = {});
