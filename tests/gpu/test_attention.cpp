@@ -432,12 +432,35 @@ TEST(AttnPrepare, Kv27bOnly) {
   run_case({"27b prepare far", dims27b(), KvDtype::Bf16, 1, 1, {{20000, 5}}, 31});
 }
 
-TEST(AttnPrefill, Single1000From0Bf16) { run_case({"27b prefill 1000", dims27b(), KvDtype::Bf16, 1, 1, {{0, 1000}}, 11}); }
-TEST(AttnPrefill, ChunkAfter700Bf16) { run_case({"27b chunk 700+300", dims27b(), KvDtype::Bf16, 1, 1, {{700, 300}}, 11}); }
+// The 27B's head_dim with a BF16 cache runs on the wgmma kernel on Hopper; each such case also runs
+// on the mma.sync kernel (set_prefill_wgmma_mode(0)), so both stay checked against the CPU.
+void run_both_prefill_kernels(const Case& c) {
+  run_case(c);
+  cuda::set_prefill_wgmma_mode(0);
+  Case old = c;
+  old.name += " (mma.sync)";
+  run_case(old);
+  cuda::set_prefill_wgmma_mode(-1);
+}
+
+TEST(AttnPrefill, Single1000From0Bf16) {
+  run_both_prefill_kernels({"27b prefill 1000", dims27b(), KvDtype::Bf16, 1, 1, {{0, 1000}}, 11});
+}
+TEST(AttnPrefill, ChunkAfter700Bf16) {
+  run_both_prefill_kernels({"27b chunk 700+300", dims27b(), KvDtype::Bf16, 1, 1, {{700, 300}}, 11});
+}
 TEST(AttnPrefill, ChunkAfter700Fp8) {
   run_case({"27b chunk 700+300 fp8", dims27b(), KvDtype::Fp8E4m3, 0.04f, 0.02f, {{700, 300}}, 12});
 }
-TEST(AttnPrefill, VarlenMixedPaddingBf16) { run_case({"27b varlen mixed", dims27b(), KvDtype::Bf16, 1, 1, mixed_seqs(), 13}); }
+TEST(AttnPrefill, VarlenMixedPaddingBf16) {
+  run_both_prefill_kernels({"27b varlen mixed", dims27b(), KvDtype::Bf16, 1, 1, mixed_seqs(), 13});
+}
+// Many sequences of odd lengths in one step: query tiles that end mid-block, a second warpgroup
+// with no rows, partial last blocks, chunks that start mid-block.
+TEST(AttnPrefill, ManyOddSequencesBf16) {
+  run_both_prefill_kernels(
+      {"27b many odd", dims27b(), KvDtype::Bf16, 1, 1, {{0, 2}, {5, 63}, {64, 64}, {0, 129}, {130, 70}, {1, 1}, {300, 190}}, 17});
+}
 TEST(AttnPrefill, VarlenMixedPaddingFp8) {
   run_case({"27b varlen mixed fp8", dims27b(), KvDtype::Fp8E4m3, 0.05f, 0.03f, mixed_seqs(), 14});
 }
@@ -547,6 +570,9 @@ TEST(AttnPerf, Timings27b) {
   GpuCtx g(size_t(3) << 30);
   const AttnDims d = dims27b();
   perf_case(g, d, KvDtype::Bf16, 1, 8192, 8192, "prefill 1×8192 bf16 KV");
+  cuda::set_prefill_wgmma_mode(0);
+  perf_case(g, d, KvDtype::Bf16, 1, 8192, 8192, "prefill 1×8192 bf16 KV, mma.sync kernel");
+  cuda::set_prefill_wgmma_mode(-1);
   perf_case(g, d, KvDtype::Fp8E4m3, 1, 8192, 8192, "prefill 1×8192 fp8 KV");
   perf_case(g, d, KvDtype::Bf16, 1, 8192, 1, "decode b1 kv8192 bf16");
   perf_case(g, d, KvDtype::Bf16, 1, 32768, 1, "decode b1 kv32768 bf16");

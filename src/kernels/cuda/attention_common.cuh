@@ -133,6 +133,10 @@ __device__ __forceinline__ int table_block(const int32_t* row, int j, int num_bl
 }
 
 // Launch helpers shared by the translation units.
+// The wgmma prefill kernel (attention_prefill_wgmma.cu: head_dim 256, BF16 cache, Hopper); false,
+// having launched nothing, where it does not apply.
+bool launch_prefill_wgmma(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& m, const KvLayerView& kv,
+                          const float* gate, int64_t gate_ld, __nv_bfloat16* out, cudaStream_t stream);
 void launch_prefill(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& m, const KvLayerView& kv,
                     const float* gate, int64_t gate_ld, __nv_bfloat16* out, cudaStream_t stream);
 

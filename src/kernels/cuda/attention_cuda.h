@@ -58,4 +58,9 @@ void paged_attention(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& 
                      const float* gate, int64_t gate_ld, __nv_bfloat16* out, void* workspace, size_t workspace_bytes,
                      cudaStream_t stream);
 
+// Tests and benchmarks: the prefill kernel for head_dim 256 with a BF16 cache on Hopper — 1: the
+// wgmma kernel (default; GDN_ATTN_PREFILL_WGMMA=0 turns it off), 0: the mma.sync kernel, −1: back to
+// the default.
+void set_prefill_wgmma_mode(int mode);
+
 }  // namespace gdn::cuda

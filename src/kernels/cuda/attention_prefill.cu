@@ -12,7 +12,8 @@
 // [0, positions[t]] of its sequence; the K/V tiles needed are those up to the tile's largest
 // position (rows past it are zero-filled, and masked by position), so chunks that start mid-sequence
 // and mixed decode/prefill steps need nothing special. This kernel is also the fallback for every
-// step the split-KV decode kernel does not take.
+// step the split-KV decode kernel does not take. The 27B's shape with a BF16 cache runs on the
+// wgmma kernel of attention_prefill_wgmma.cu instead (on Hopper).
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -279,6 +280,7 @@ void launch_prefill_d(const PrefillArgs& a, bool fp8, int num_tokens, cudaStream
 
 void launch_prefill(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& m, const KvLayerView& kv,
                     const float* gate, int64_t gate_ld, __nv_bfloat16* out, cudaStream_t stream) {
+  if (launch_prefill_wgmma(d, q, m, kv, gate, gate_ld, out, stream)) return;
   PrefillArgs a{};
   a.q = q;
   a.gate = gate;

@@ -1,0 +1,329 @@
+// Prefill attention on Hopper's warpgroup MMA (wgmma) for the 27B's shape: head_dim 256, BF16 KV
+// cache. Same contract as the mma.sync kernel of attention_prefill.cu (varlen, paged, causal by
+// position, sigmoid output gate), which stays the path for every other head_dim, FP8 caches and
+// other GPUs.
+//
+// Why: the mma.sync kernel has every warp read the whole K and V tile from shared memory through
+// ldmatrix (8 warps × 64 KB per 64-key tile), which bounds it near 230 TFLOP/s on the H100. A wgmma
+// reads its B operand once per warpgroup straight from shared memory.
+//
+// CTA = (query head, 128 consecutive query tokens of one sequence); two consumer warpgroups of 64
+// rows each, 256 threads, one CTA per SM (192 KB of shared memory):
+//   * Q [128][256] and each 64-token K and V cache block land by TMA in 128-byte-swizzled
+//     [64 rows][128 B] column blocks (4 per 256-wide row), K/V in two stages; thread 0 refills a
+//     stage once both warpgroups released it (mbarrier, 8 warp arrivals).
+//   * S = Q·Kᵀ: 16 × wgmma m64n64k16 (both operands K-major in shared memory), fp32.
+//   * Scale, causal mask by position, online softmax in the exp2 domain (rows g and g+8 of each
+//     warp's 16; a quad shares a row), as the mma.sync kernel.
+//   * O += P·V: P from registers (the S accumulator layout is the A-fragment layout), V N-major in
+//     shared memory: 4 × wgmma m64n256k16; O [64][256] fp32 in 128 registers per thread.
+// Tiles past a warpgroup's last position are skipped by it. The last, partial block of a sequence
+// has rows nobody wrote (possibly NaN bit patterns): their scores are masked and their V rows
+// zeroed in shared memory before P·V (0·NaN would poison O).
+#include <cuda.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/attention_common.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/wgmma_ptx.cuh"
+
+namespace gdn::cuda::attn {
+namespace {
+
+using detail::mbar_arrive;
+using detail::mbar_expect_tx;
+using detail::mbar_init;
+using detail::mbar_wait;
+using detail::tma_load_2d;
+
+constexpr int kD = 256;
+constexpr int kRows = 128;                        // query rows per CTA (2 warpgroups × 64)
+constexpr int kThreads = 256;
+constexpr uint32_t kColBlock = 64 * 128;          // [64 rows][128 B], swizzled: 8 KB
+constexpr uint32_t kTile = 4 * kColBlock;         // [64 rows][256] BF16: 32 KB
+constexpr uint32_t kSmemQ = 0;                    // 2 × kTile (one per warpgroup)
+constexpr uint32_t kSmemK = 2 * kTile;            // 2 stages
+constexpr uint32_t kSmemV = kSmemK + 2 * kTile;   // 2 stages
+constexpr uint32_t kSmemBar = kSmemV + 2 * kTile;  // full[2], empty[2], q
+constexpr size_t kSmemBytes = size_t(kSmemBar) + 64 + 1024;  // + alignment slack
+constexpr int kEmptyArrivals = kThreads / 32;
+
+struct WgmmaArgs {
+  const int32_t* cu_seqlens;
+  const int32_t* positions;
+  const int32_t* block_table;
+  const float* gate;
+  int64_t gate_ld;
+  __nv_bfloat16* out;
+  int num_seqs, max_blocks, heads, kv_heads, num_blocks;
+  float score_scale_log2;  // 1/√D · log2(e)
+};
+
+__global__ void __launch_bounds__(kThreads, 1)
+    prefill_wgmma_kernel(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtensorMap kmap,
+                         const __grid_constant__ CUtensorMap vmap, WgmmaArgs a) {
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  const uint32_t sbase = detail::smem_u32(smem);
+  const uint32_t bar0 = sbase + kSmemBar;
+  auto full = [&](int s) { return bar0 + 8 * s; };
+  auto empty = [&](int s) { return bar0 + 16 + 8 * s; };
+  const uint32_t qbar = bar0 + 32;
+  __shared__ int sh_seq, sh_tile, sh_max_pos, sh_wg_max[2];
+
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+  const int h = blockIdx.x;
+  if (tid == 0) {
+    int idx = blockIdx.y, seq = -1, tile = 0;
+    for (int s = 0; s < a.num_seqs; ++s) {
+      const int len = a.cu_seqlens[s + 1] - a.cu_seqlens[s];
+      const int nt = len > 0 ? (len + kRows - 1) / kRows : 0;
+      if (idx < nt) {
+        seq = s;
+        tile = nt - 1 - idx;  // each sequence's last (longest) tile first
+        break;
+      }
+      idx -= nt;
+    }
+    sh_seq = seq;
+    sh_tile = tile;
+    sh_max_pos = -1;
+    sh_wg_max[0] = sh_wg_max[1] = -1;
+    mbar_init(full(0), 1);
+    mbar_init(full(1), 1);
+    mbar_init(empty(0), kEmptyArrivals);
+    mbar_init(empty(1), kEmptyArrivals);
+    mbar_init(qbar, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  __syncthreads();
+  const int seq = sh_seq;
+  if (seq < 0) return;
+  const int t0 = a.cu_seqlens[seq] + sh_tile * kRows;
+  const int n_rows = min(kRows, a.cu_seqlens[seq + 1] - t0);
+  const int kvh = h / (a.heads / a.kv_heads);
+  const int32_t* table = a.block_table + size_t(seq) * a.max_blocks;
+
+  // Positions of this thread's rows (g and g+8 of its warp's 16); −1 = no query.
+  const int row_lo = 64 * wg + 16 * warp + (lane >> 2), row_hi = row_lo + 8;
+  const int pos_lo = row_lo < n_rows ? a.positions[t0 + row_lo] : -1;
+  const int pos_hi = row_hi < n_rows ? a.positions[t0 + row_hi] : -1;
+  int mp = max(pos_lo, pos_hi);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
+  if (lane == 0) {
+    atomicMax(&sh_wg_max[wg], mp);
+    atomicMax(&sh_max_pos, mp);
+  }
+  __syncthreads();
+  const int n_keys = sh_max_pos + 1, wg_max = sh_wg_max[wg];
+  const int n_tiles = min((n_keys + kBlk - 1) / kBlk, a.max_blocks);
+
+  auto issue_tile = [&](int j) {  // thread 0: K and V of cache block j into stage j & 1
+    const int s = j & 1;
+    const int row = (table_block(table, j, a.num_blocks) * a.kv_heads + kvh) * kBlk;
+    mbar_expect_tx(full(s), 2 * kTile);
+#pragma unroll
+    for (int cb = 0; cb < 4; ++cb) {
+      tma_load_2d(sbase + kSmemK + s * kTile + cb * kColBlock, &kmap, cb * 128, row, full(s));
+      tma_load_2d(sbase + kSmemV + s * kTile + cb * kColBlock, &vmap, cb * 128, row, full(s));
+    }
+  };
+  if (tid == 0) {
+    mbar_expect_tx(qbar, 2 * kTile);
+#pragma unroll
+    for (int w = 0; w < 2; ++w)
+#pragma unroll
+      for (int cb = 0; cb < 4; ++cb)
+        tma_load_2d(sbase + kSmemQ + w * kTile + cb * kColBlock, &qmap, h * (kD * 2) + cb * 128, t0 + 64 * w, qbar);
+    for (int j = 0; j < min(2, n_tiles); ++j) issue_tile(j);
+  }
+
+  float o[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) o[i] = 0.f;
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  mbar_wait(qbar, 0);
+  const uint32_t q_s = sbase + kSmemQ + wg * kTile;
+
+  for (int j = 0; j < n_tiles; ++j) {
+    const int s = j & 1;
+    // Refill the other stage (it held tile j − 1) once both warpgroups are done with it.
+    if (tid == 0 && j >= 1 && j + 1 < n_tiles) {
+      mbar_wait(empty(s ^ 1), ((j - 1) >> 1) & 1);
+      issue_tile(j + 1);
+    }
+    __syncwarp();
+    mbar_wait(full(s), (j >> 1) & 1);
+    const int key0 = j * kBlk;
+    if (key0 <= wg_max) {  // else every key of the tile is in this warpgroup's future
+      const uint32_t k_s = sbase + kSmemK + s * kTile, v_s = sbase + kSmemV + s * kTile;
+      const int valid = min(kBlk, n_keys - key0);
+      if (valid < kBlk) {  // rows past the sequence's last key: zero V (scores are masked below)
+        for (int e = tid & 127; e < 4 * (kBlk - valid) * 8; e += 128) {
+          const int cb = e / ((kBlk - valid) * 8), rest = e % ((kBlk - valid) * 8);
+          const int r = valid + rest / 8, c16 = rest % 8;
+          *reinterpret_cast<uint4*>(smem + kSmemV + s * kTile + cb * kColBlock + r * 128 + c16 * 16) = make_uint4(0, 0, 0, 0);
+        }
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");
+      }
+      // S = Q·Kᵀ (64 × 64 per warpgroup).
+      float sacc[32];
+#pragma unroll
+      for (int i = 0; i < 32; ++i) sacc[i] = 0.f;
+      detail::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const uint32_t off = (kk >> 2) * kColBlock + (kk & 3) * 32;
+        detail::wgmma_bf16<64>(sacc, detail::sw128_desc(q_s + off), detail::sw128_desc(k_s + off));
+      }
+      detail::wgmma_commit();
+      detail::wgmma_wait0();
+      // Scale, causal mask, online softmax. Element e of n-tile nt: row g (+8 if e & 2), key
+      // key0 + 8·nt + 2·(lane & 3) + (e & 1).
+      float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = key0 + nt * 8 + (lane & 3) * 2 + e;
+          float& lo = sacc[4 * nt + e];
+          float& hi = sacc[4 * nt + 2 + e];
+          lo = key <= pos_lo ? lo * a.score_scale_log2 : -INFINITY;
+          hi = key <= pos_hi ? hi * a.score_scale_log2 : -INFINITY;
+          mx_lo = fmaxf(mx_lo, lo);
+          mx_hi = fmaxf(mx_hi, hi);
+        }
+      }
+#pragma unroll
+      for (int off = 1; off < 4; off <<= 1) {
+        mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
+        mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
+      }
+      const float new_lo = fmaxf(m_lo, mx_lo), new_hi = fmaxf(m_hi, mx_hi);
+      const float base_lo = new_lo == -INFINITY ? 0.f : new_lo, base_hi = new_hi == -INFINITY ? 0.f : new_hi;
+      const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
+      m_lo = new_lo;
+      m_hi = new_hi;
+      float sum_lo = 0.f, sum_hi = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        sacc[4 * nt + 0] = exp2f(sacc[4 * nt + 0] - base_lo);
+        sacc[4 * nt + 1] = exp2f(sacc[4 * nt + 1] - base_lo);
+        sacc[4 * nt + 2] = exp2f(sacc[4 * nt + 2] - base_hi);
+        sacc[4 * nt + 3] = exp2f(sacc[4 * nt + 3] - base_hi);
+        sum_lo += sacc[4 * nt + 0] + sacc[4 * nt + 1];
+        sum_hi += sacc[4 * nt + 2] + sacc[4 * nt + 3];
+      }
+      l_lo = l_lo * alpha_lo + sum_lo;
+      l_hi = l_hi * alpha_hi + sum_hi;
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        o[4 * i + 0] *= alpha_lo;
+        o[4 * i + 1] *= alpha_lo;
+        o[4 * i + 2] *= alpha_hi;
+        o[4 * i + 3] *= alpha_hi;
+      }
+      // O += P·V: k-step kk covers keys 16·kk.. = n-tiles 2kk and 2kk + 1 of S.
+      uint32_t pa[4][4];
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        pa[kk][0] = pack_bf16(sacc[8 * kk + 0], sacc[8 * kk + 1]);
+        pa[kk][1] = pack_bf16(sacc[8 * kk + 2], sacc[8 * kk + 3]);
+        pa[kk][2] = pack_bf16(sacc[8 * kk + 4], sacc[8 * kk + 5]);
+        pa[kk][3] = pack_bf16(sacc[8 * kk + 6], sacc[8 * kk + 7]);
+      }
+      detail::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) detail::wgmma_m64n256k16_rs(o, pa[kk], detail::sw128_desc_mn(v_s + kk * 2048, kColBlock));
+      detail::wgmma_commit();
+      detail::wgmma_wait0();
+    }
+    if (lane == 0) mbar_arrive(empty(s));  // this warp no longer reads stage s
+  }
+
+  // Normalise, output gate, bf16 out [T, heads·D]. Element 4·i + e: row g (+8 if e & 2), column
+  // 8·i + 2·(lane & 3) + (e & 1).
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, off);
+    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, off);
+  }
+  const float inv_lo = l_lo > 0.f ? 1.f / l_lo : 0.f, inv_hi = l_hi > 0.f ? 1.f / l_hi : 0.f;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half ? row_hi : row_lo;
+    if (r >= n_rows) continue;
+    const int t = t0 + r;
+    const float inv = half ? inv_hi : inv_lo;
+    const float* gp = a.gate + size_t(t) * a.gate_ld + size_t(h) * 2 * kD + kD;
+    __nv_bfloat16* dst = a.out + (size_t(t) * a.heads + h) * kD;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      const int col = i * 8 + (lane & 3) * 2;
+      const float y0 = o[4 * i + 2 * half] * inv / (1.f + expf(-gp[col]));  // gate_ld may be odd: scalar loads
+      const float y1 = o[4 * i + 2 * half + 1] * inv / (1.f + expf(-gp[col + 1]));
+      *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y0, y1);
+    }
+  }
+}
+
+int g_mode = -1;  // set_prefill_wgmma_mode
+
+bool wgmma_prefill_enabled() {
+  static const bool hopper = device_info().cc_major == 9;
+  static const bool env_on = [] {
+    const char* e = std::getenv("GDN_ATTN_PREFILL_WGMMA");  // 0: the mma.sync kernel (A/B runs)
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return hopper && (g_mode >= 0 ? g_mode == 1 : env_on);
+}
+
+}  // namespace
+
+bool launch_prefill_wgmma(const AttnDims& d, const __nv_bfloat16* q, const StepMeta& m, const KvLayerView& kv,
+                          const float* gate, int64_t gate_ld, __nv_bfloat16* out, cudaStream_t stream) {
+  if (d.head_dim != kD || kv.dtype != KvDtype::Bf16 || !wgmma_prefill_enabled() || m.num_tokens <= 0 ||
+      (reinterpret_cast<uintptr_t>(q) & 15) || (reinterpret_cast<uintptr_t>(kv.k) & 15) ||
+      (reinterpret_cast<uintptr_t>(kv.v) & 15))
+    return false;
+  static bool attr_set = false;
+  if (!attr_set) {
+    GDN_CUDA_CHECK(cudaFuncSetAttribute(prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(kSmemBytes)));
+    attr_set = true;
+  }
+  const int64_t q_row_bytes = int64_t(d.heads) * kD * 2, kv_rows = int64_t(kv.num_blocks) * d.kv_heads * kBlk;
+  const CUtensorMap qmap = detail::make_tma_map(q, m.num_tokens, q_row_bytes, q_row_bytes, 64, 128, true);
+  const CUtensorMap kmap = detail::make_tma_map(kv.k, kv_rows, kD * 2, kD * 2, kBlk, 128, true);
+  const CUtensorMap vmap = detail::make_tma_map(kv.v, kv_rows, kD * 2, kD * 2, kBlk, 128, true);
+  WgmmaArgs a{};
+  a.cu_seqlens = m.cu_seqlens;
+  a.positions = m.positions;
+  a.block_table = m.block_table;
+  a.gate = gate;
+  a.gate_ld = gate_ld;
+  a.out = out;
+  a.num_seqs = m.num_seqs;
+  a.max_blocks = m.max_blocks;
+  a.heads = d.heads;
+  a.kv_heads = d.kv_heads;
+  a.num_blocks = kv.num_blocks;
+  a.score_scale_log2 = kLog2e / std::sqrt(float(kD));
+  const int tiles = (m.num_tokens + kRows - 1) / kRows + m.num_seqs;
+  prefill_wgmma_kernel<<<dim3(d.heads, tiles), kThreads, kSmemBytes, stream>>>(qmap, kmap, vmap, a);
+  GDN_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
+}  // namespace gdn::cuda::attn
+
+namespace gdn::cuda {
+void set_prefill_wgmma_mode(int mode) { attn::g_mode = mode; }
+}  // namespace gdn::cuda
