@@ -8,10 +8,12 @@
 // reads its B operand once per warpgroup straight from shared memory.
 //
 // CTA = (query head, 128 consecutive query tokens of one sequence); two consumer warpgroups of 64
-// rows each, 256 threads, one CTA per SM (192 KB of shared memory):
+// rows each + a producer warpgroup (one TMA thread; setmaxnreg moves its registers to the consumers),
+// 384 threads, one CTA per SM (192 KB of shared memory):
 //   * Q [128][256] and each 64-token K and V cache block land by TMA in 128-byte-swizzled
-//     [64 rows][128 B] column blocks (4 per 256-wide row), K/V in two stages; thread 0 refills a
-//     stage once both warpgroups released it (mbarrier, 8 warp arrivals).
+//     [64 rows][128 B] column blocks (4 per 256-wide row), K/V in two stages; the producer
+//     refills a stage once both warpgroups released it (mbarrier, 8 warp arrivals), so the two
+//     warpgroups never wait for each other and one's softmax overlaps the other's MMAs.
 //   * S = Q·Kᵀ: 16 × wgmma m64n64k16 (both operands K-major in shared memory), fp32.
 //   * Scale, causal mask by position, online softmax in the exp2 domain (rows g and g+8 of each
 //     warp's 16; a quad shares a row), as the mma.sync kernel.
@@ -42,7 +44,11 @@ using detail::tma_load_2d;
 
 constexpr int kD = 256;
 constexpr int kRows = 128;                        // query rows per CTA (2 warpgroups × 64)
-constexpr int kThreads = 256;
+constexpr int kConsumerThreads = 256;            // two warpgroups
+constexpr int kThreads = kConsumerThreads + 128;  // + the producer warpgroup (one TMA thread)
+// Registers per thread after setmaxnreg: the producer gives its share to the consumers (O alone is
+// 128 fp32 registers); 128·kProducerRegs + 256·kConsumerRegs ≤ 65536.
+constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 constexpr uint32_t kColBlock = 64 * 128;          // [64 rows][128 B], swizzled: 8 KB
 constexpr uint32_t kTile = 4 * kColBlock;         // [64 rows][256] BF16: 32 KB
 constexpr uint32_t kSmemQ = 0;                    // 2 × kTile (one per warpgroup)
@@ -50,7 +56,7 @@ constexpr uint32_t kSmemK = 2 * kTile;            // 2 stages
 constexpr uint32_t kSmemV = kSmemK + 2 * kTile;   // 2 stages
 constexpr uint32_t kSmemBar = kSmemV + 2 * kTile;  // full[2], empty[2], q
 constexpr size_t kSmemBytes = size_t(kSmemBar) + 64 + 1024;  // + alignment slack
-constexpr int kEmptyArrivals = kThreads / 32;
+constexpr int kEmptyArrivals = kConsumerThreads / 32;
 
 struct WgmmaArgs {
   const int32_t* cu_seqlens;
@@ -109,22 +115,23 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = h / (a.heads / a.kv_heads);
   const int32_t* table = a.block_table + size_t(seq) * a.max_blocks;
 
-  // Positions of this thread's rows (g and g+8 of its warp's 16); −1 = no query.
+  // Positions of this thread's rows (g and g+8 of its warp's 16); −1 = no query (and the producer).
+  const bool consumer = tid < kConsumerThreads;
   const int row_lo = 64 * wg + 16 * warp + (lane >> 2), row_hi = row_lo + 8;
-  const int pos_lo = row_lo < n_rows ? a.positions[t0 + row_lo] : -1;
-  const int pos_hi = row_hi < n_rows ? a.positions[t0 + row_hi] : -1;
+  const int pos_lo = consumer && row_lo < n_rows ? a.positions[t0 + row_lo] : -1;
+  const int pos_hi = consumer && row_hi < n_rows ? a.positions[t0 + row_hi] : -1;
   int mp = max(pos_lo, pos_hi);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
-  if (lane == 0) {
+  if (lane == 0 && consumer) {
     atomicMax(&sh_wg_max[wg], mp);
     atomicMax(&sh_max_pos, mp);
   }
   __syncthreads();
-  const int n_keys = sh_max_pos + 1, wg_max = sh_wg_max[wg];
+  const int n_keys = sh_max_pos + 1, wg_max = consumer ? sh_wg_max[wg] : -1;
   const int n_tiles = min((n_keys + kBlk - 1) / kBlk, a.max_blocks);
 
-  auto issue_tile = [&](int j) {  // thread 0: K and V of cache block j into stage j & 1
+  auto issue_tile = [&](int j) {  // the producer: K and V of cache block j into stage j & 1
     const int s = j & 1;
     const int row = (table_block(table, j, a.num_blocks) * a.kv_heads + kvh) * kBlk;
     mbar_expect_tx(full(s), 2 * kTile);
@@ -134,15 +141,23 @@ __global__ void __launch_bounds__(kThreads, 1)
       tma_load_2d(sbase + kSmemV + s * kTile + cb * kColBlock, &vmap, cb * 128, row, full(s));
     }
   };
-  if (tid == 0) {
-    mbar_expect_tx(qbar, 2 * kTile);
+  if (!consumer) {  // the producer warpgroup: Q, then every tile as soon as its stage is free
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    if (tid == kConsumerThreads) {
+      mbar_expect_tx(qbar, 2 * kTile);
 #pragma unroll
-    for (int w = 0; w < 2; ++w)
+      for (int w = 0; w < 2; ++w)
 #pragma unroll
-      for (int cb = 0; cb < 4; ++cb)
-        tma_load_2d(sbase + kSmemQ + w * kTile + cb * kColBlock, &qmap, h * (kD * 2) + cb * 128, t0 + 64 * w, qbar);
-    for (int j = 0; j < min(2, n_tiles); ++j) issue_tile(j);
+        for (int cb = 0; cb < 4; ++cb)
+          tma_load_2d(sbase + kSmemQ + w * kTile + cb * kColBlock, &qmap, h * (kD * 2) + cb * 128, t0 + 64 * w, qbar);
+      for (int j = 0; j < n_tiles; ++j) {
+        if (j >= 2) mbar_wait(empty(j & 1), ((j - 2) >> 1) & 1);  // both warpgroups are done with tile j − 2
+        issue_tile(j);
+      }
+    }
+    return;
   }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
 
   float o[128];
 #pragma unroll
@@ -153,12 +168,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   for (int j = 0; j < n_tiles; ++j) {
     const int s = j & 1;
-    // Refill the other stage (it held tile j − 1) once both warpgroups are done with it.
-    if (tid == 0 && j >= 1 && j + 1 < n_tiles) {
-      mbar_wait(empty(s ^ 1), ((j - 1) >> 1) & 1);
-      issue_tile(j + 1);
-    }
-    __syncwarp();
     mbar_wait(full(s), (j >> 1) & 1);
     const int key0 = j * kBlk;
     if (key0 <= wg_max) {  // else every key of the tile is in this warpgroup's future
