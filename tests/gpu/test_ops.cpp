@@ -3,7 +3,8 @@
 //    holds (F16/F32 tables are rounded to BF16 at upload, so their reference is the BF16 copy).
 //    Exact equality: every layout decodes with the same IEEE operations in the same order
 //    (code → float exactly, × scale, NVFP4 then ÷ divisor).
-//  * add_rmsnorm: residual add exact (one IEEE add); fp32 output ≤ 1e-6 relative per element (both
+//  * add_rmsnorm: residual add exact (one IEEE add of the BF16-rounded delta; a BF16 delta gives the
+//    same bytes as its fp32 source); fp32 output ≤ 1e-6 relative per element (both
 //    sides sum squares in double, only the order differs, so the scale is almost always the same
 //    float); bf16 output within 1 ulp of bf16(reference).
 //  * swiglu: bf16 output within 1 ulp of bf16(reference on the BF16-rounded gate and up) (expf vs
@@ -117,8 +118,10 @@ void check_add_rmsnorm(const NormCase& c) {
   const int R = c.gather ? int(rows.size()) : T;
 
   // Reference.
-  std::vector<float> ref_res = res;
-  if (c.delta) add_inplace(ref_res.data(), delta.data(), int64_t(ref_res.size()));
+  // The residual add takes the block output as BF16 holds it (ops_cuda.h).
+  std::vector<float> ref_res = res, delta16(delta.size());
+  for (size_t i = 0; i < delta.size(); ++i) delta16[i] = bf16_to_float(float_to_bf16(delta[i]));
+  if (c.delta) add_inplace(ref_res.data(), delta16.data(), int64_t(ref_res.size()));
   std::vector<float> ref_out(size_t(R) * H);
   for (int r = 0; r < R; ++r) {
     const int src = c.gather ? rows[size_t(r)] : r;
@@ -317,6 +320,48 @@ void with_norm_inputs(int T, int H, Fn&& fn) {
   const float* dd = to_device(g, delta);
   const float* dw = to_device(g, w);
   fn(g, dres, static_cast<const float*>(to_device(g, res)), dd, dw);
+}
+
+// A BF16 delta (what block_output writes at large M) == its fp32 source: residual, BF16 and FP8
+// outputs, on the prefill (256-thread), decode (1024-thread), scalar and gathering paths.
+TEST(OpsRmsnorm, Bf16DeltaEqualsFp32) {
+  for (auto [T, H, gather] : {std::tuple{70, 5120, false}, {3, 5120, false}, {5, 1003, false}, {6, 5120, true}}) {
+    SCOPED_TRACE("T " + std::to_string(T) + " H " + std::to_string(H) + (gather ? " gather" : ""));
+    with_norm_inputs(T, H, [&](GpuCtx& g, float* dres, const float* dres0, const float* dd, const float* dw) {
+      std::vector<uint16_t> d16(size_t(T) * H);
+      const auto d32 = to_host(g, dd, d16.size());
+      for (size_t i = 0; i < d16.size(); ++i) d16[i] = float_to_bf16(d32[i]);
+      const auto* dd16 = reinterpret_cast<const __nv_bfloat16*>(to_device(g, d16));
+      const std::vector<int32_t> rows = {T - 1, 0};
+      const int32_t* drows = gather ? to_device(g, rows) : nullptr;
+      const int R = gather ? 2 : T;
+      const int64_t kpad = (H + 127) / 128 * 128;
+      std::vector<uint8_t> out[2];
+      for (int k = 0; k < 2; ++k) {
+        GDN_CUDA_CHECK(cudaMemcpyAsync(dres, dres0, size_t(T) * H * 4, cudaMemcpyDeviceToDevice, g.stream));
+        auto* bf = g.arena.allocate_n<__nv_bfloat16>(size_t(R) * H);
+        auto* codes = g.arena.allocate_n<uint8_t>(size_t(R) * kpad);
+        auto* sc = g.arena.allocate_n<float>(size_t(R));
+        const cuda::Fp8TokenActs q = gather ? cuda::Fp8TokenActs{} : cuda::Fp8TokenActs{codes, sc, kpad, kpad};
+        if (k == 0)
+          cuda::add_rmsnorm(dres, dd, dw, T, H, 1e-6f, bf, nullptr, g.stream, drows, gather ? R : 0, q);
+        else
+          cuda::add_rmsnorm(dres, dd16, dw, T, H, 1e-6f, bf, nullptr, g.stream, drows, gather ? R : 0, q);
+        const auto r = to_host(g, reinterpret_cast<const uint8_t*>(dres), size_t(T) * H * 4);
+        const auto b = to_host(g, reinterpret_cast<const uint8_t*>(bf), size_t(R) * H * 2);
+        out[k] = r;
+        out[k].insert(out[k].end(), b.begin(), b.end());
+        if (q) {
+          const auto c = to_host(g, codes, size_t(R) * kpad);
+          const auto s = to_host(g, reinterpret_cast<const uint8_t*>(sc), size_t(R) * 4);
+          out[k].insert(out[k].end(), c.begin(), c.end());
+          out[k].insert(out[k].end(), s.begin(), s.end());
+        }
+      }
+      ASSERT_EQ(out[0].size(), out[1].size());
+      EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size()));
+    });
+  }
 }
 
 TEST(OpsFp8Out, AddRmsnorm) {

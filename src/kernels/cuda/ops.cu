@@ -1,7 +1,8 @@
 // Small fused ops of the GPU forward (ops_cuda.h): embedding lookup, residual add + zero-centred
 // RMSNorm, SwiGLU.
 //
-// Numerics follow kernels/cpu bit for bit where IEEE allows it: every arithmetic step is written
+// Numerics follow kernels/cpu bit for bit where IEEE allows it, on inputs rounded to BF16 where
+// the ops take a GEMM output (the residual add's delta, SwiGLU's gate and up): every arithmetic step is written
 // with the _rn intrinsics so nvcc cannot contract a multiply and an add into an FMA the CPU does not
 // do (the CPU build is ISO C++, i.e. -ffp-contract=off); the RMSNorm sum of squares is accumulated in
 // double like elementwise.cpp's inv_rms, so the fp32 scale is the same float except when the two
@@ -151,6 +152,19 @@ __device__ __forceinline__ float4 bf16_round4(float4 v) {
                      __bfloat162float(__float2bfloat16_rn(v.z)), __bfloat162float(__float2bfloat16_rn(v.w)));
 }
 
+// A value as BF16 holds it: fp32 rounded to nearest, BF16 as is (the outputs the large-M GEMMs write
+// in BF16 and the small-M kernels in fp32 give their consumers the same numbers).
+__device__ __forceinline__ float bf16r(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+__device__ __forceinline__ float bf16r(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float4 load4_bf16r(const float* p) {
+  return bf16_round4(*reinterpret_cast<const float4*>(p));
+}
+__device__ __forceinline__ float4 load4_bf16r(const __nv_bfloat16* p) {
+  const uint2 r = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xFFFF0000u), __uint_as_float(r.y << 16),
+                     __uint_as_float(r.y & 0xFFFF0000u));
+}
+
 // VEC: H % 4 == 0 (float4 loads, bf16x4 stores); otherwise scalar with the same per-element order.
 // Fp8 (VEC only): the row's BF16 values also go out quantized per token (act_fp8.cuh) for the next
 // linear. Launched with PDL: it waits for the previous kernel, then lets the next one (a GEMM
@@ -187,8 +201,8 @@ __device__ __forceinline__ void store_nvfp4x4(const Nvfp4Acts& nv, int64_t row, 
 
 // THREADS: 256, or 1024 for a few rows (decode: one CTA per row is latency-bound, so more threads
 // with fewer loads each).
-template <bool VEC, int THREADS>
-__global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict__ residual, const float* __restrict__ delta,
+template <bool VEC, int THREADS, typename TD>
+__global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict__ residual, const TD* __restrict__ delta,
                                                                    const float* __restrict__ w, int H, float eps,
                                                                    __nv_bfloat16* __restrict__ out_bf16,
                                                                    float* __restrict__ out_f32,
@@ -216,7 +230,7 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
   const int orow = blockIdx.x;
   const int64_t src = rows ? rows[orow] : orow;
   float* x = residual + src * H;
-  const float* d = delta ? delta + src * H : nullptr;
+  const TD* d = delta ? delta + src * H : nullptr;
   float4 v[NV];
   double ss = 0;
 #pragma unroll
@@ -228,7 +242,7 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
       const float4 a = reinterpret_cast<const float4*>(x)[g];
       e[0] = a.x, e[1] = a.y, e[2] = a.z, e[3] = a.w;
       if (d) {
-        const float4 b = reinterpret_cast<const float4*>(d)[g];
+        const float4 b = load4_bf16r(d + 4 * g);
         e[0] = __fadd_rn(e[0], b.x), e[1] = __fadd_rn(e[1], b.y), e[2] = __fadd_rn(e[2], b.z), e[3] = __fadd_rn(e[3], b.w);
         reinterpret_cast<float4*>(x)[g] = make_float4(e[0], e[1], e[2], e[3]);
       }
@@ -239,7 +253,7 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
         e[k] = 0.f;
         if (i < H) {
           e[k] = x[i];
-          if (d) x[i] = e[k] = __fadd_rn(e[k], d[i]);
+          if (d) x[i] = e[k] = __fadd_rn(e[k], bf16r(d[i]));
         }
       }
     }
@@ -300,13 +314,14 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_kernel(float* __restrict_
 
 // residual += delta over all T rows (only used when the norm gathers rows: the add must cover rows
 // the gather does not read, and must finish before a gathered row is read).
-__global__ void add_kernel(float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+template <typename TD>
+__global__ void add_kernel(float* __restrict__ a, const TD* __restrict__ b, int64_t n) {
   const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i + 4 <= n && (n % 4) == 0) {
-    const float4 x = *reinterpret_cast<const float4*>(a + i), y = *reinterpret_cast<const float4*>(b + i);
+    const float4 x = *reinterpret_cast<const float4*>(a + i), y = load4_bf16r(b + i);
     *reinterpret_cast<float4*>(a + i) = make_float4(__fadd_rn(x.x, y.x), __fadd_rn(x.y, y.y), __fadd_rn(x.z, y.z), __fadd_rn(x.w, y.w));
   } else {
-    for (int64_t k = i; k < i + 4 && k < n; ++k) a[k] = __fadd_rn(a[k], b[k]);
+    for (int64_t k = i; k < i + 4 && k < n; ++k) a[k] = __fadd_rn(a[k], bf16r(b[k]));
   }
 }
 
@@ -319,16 +334,6 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
   return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.f, expf(-g))), u);
 }
 
-__device__ __forceinline__ float bf16r(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
-__device__ __forceinline__ float bf16r(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float4 load4_bf16r(const float* p) {
-  return bf16_round4(*reinterpret_cast<const float4*>(p));
-}
-__device__ __forceinline__ float4 load4_bf16r(const __nv_bfloat16* p) {
-  const uint2 r = *reinterpret_cast<const uint2*>(p);
-  return make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xFFFF0000u), __uint_as_float(r.y << 16),
-                     __uint_as_float(r.y & 0xFFFF0000u));
-}
 __device__ __forceinline__ float4 silu_mul4(float4 a, float4 b) {
   return make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y), silu_mul(a.z, b.z), silu_mul(a.w, b.w));
 }
@@ -466,9 +471,12 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
   GDN_CUDA_CHECK_LAUNCH();
 }
 
-void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
-                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q,
-                 const Nvfp4Acts& nv) {
+namespace {
+
+template <typename TD>
+void add_rmsnorm_impl(float* residual, const TD* delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
+                      float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q,
+                      const Nvfp4Acts& nv) {
   if (T <= 0 || H <= 0) return;
   if (q) check_fp8_token_out(q, H, "add_rmsnorm");
   if (H > kMaxVec * 4 * kNormThreads)
@@ -477,7 +485,7 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
   if (rows) {
     if (delta) {  // the add covers all T rows before the gathered norm reads any of them
       const int64_t n = int64_t(T) * H;
-      add_kernel<<<unsigned((n / 4 + 255) / 256 + 1), 256, 0, stream>>>(residual, delta, n);
+      add_kernel<TD><<<unsigned((n / 4 + 255) / 256 + 1), 256, 0, stream>>>(residual, delta, n);
       GDN_CUDA_CHECK_LAUNCH();
       delta = nullptr;
     }
@@ -490,17 +498,30 @@ void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int
   const Fp8Rows fq = q && vec ? fp8_rows(q) : Fp8Rows{};
   const Nvfp4Acts fnv = nvfp4_row_fusable(nv, H) && vec ? nv : Nvfp4Acts{};
   if (vec && out_rows <= detail::kPreWaitMaxRows)
-    detail::launch_pdl(add_rmsnorm_kernel<true, 1024>, dim3(unsigned(out_rows)), dim3(1024), 0, stream, true,
+    detail::launch_pdl(add_rmsnorm_kernel<true, 1024, TD>, dim3(unsigned(out_rows)), dim3(1024), 0, stream, true,
                        residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, fnv);
   else if (vec)
-    detail::launch_pdl(add_rmsnorm_kernel<true, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream,
+    detail::launch_pdl(add_rmsnorm_kernel<true, kNormThreads, TD>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0, stream,
                        true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, fnv);
   else
-    detail::launch_pdl(add_rmsnorm_kernel<false, kNormThreads>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0,
+    detail::launch_pdl(add_rmsnorm_kernel<false, kNormThreads, TD>, dim3(unsigned(out_rows)), dim3(kNormThreads), 0,
                        stream, true, residual, delta, w, H, eps, out_bf16, out_f32, rows, fq, Nvfp4Acts{});
   GDN_CUDA_CHECK_LAUNCH();
   if (q && !vec) quantize_after(out_bf16, out_rows, H, q, stream, "add_rmsnorm");
   if (nv && !fnv) nvfp4_after(out_bf16, out_rows, H, nv, stream, "add_rmsnorm");
+}
+
+}  // namespace
+
+void add_rmsnorm(float* residual, ResidualDelta delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
+                 float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q,
+                 const Nvfp4Acts& nv) {
+  if (delta.bf16)
+    add_rmsnorm_impl(residual, static_cast<const __nv_bfloat16*>(delta.p), w, T, H, eps, out_bf16, out_f32, stream, rows,
+                     R, q, nv);
+  else
+    add_rmsnorm_impl(residual, static_cast<const float*>(delta.p), w, T, H, eps, out_bf16, out_f32, stream, rows, R, q,
+                     nv);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/linear_cuda.h"
@@ -16,8 +17,20 @@ namespace gdn::cuda {
 // FP8 per-channel or block-128, NVFP4), fp32 [T, cols]. Ids must be valid (the caller checks them).
 void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* out, cudaStream_t stream);
 
+// The block output add_rmsnorm adds into the residual: fp32, or BF16 as the large-M GEMMs write it.
+struct ResidualDelta {
+  const void* p = nullptr;
+  bool bf16 = false;
+  ResidualDelta() = default;
+  ResidualDelta(std::nullptr_t) {}
+  ResidualDelta(const float* f) : p(f) {}
+  ResidualDelta(const __nv_bfloat16* b) : p(b), bf16(b != nullptr) {}
+  explicit operator bool() const { return p != nullptr; }
+};
+
 // Residual update and pre-norm of the next block, one pass over the residual:
-//   if delta: residual[t] += delta[t]   (fp32 [T, H], in place)
+//   if delta: residual[t] += bf16(delta[t])   (in place; delta [T, H] is the block output: fp32,
+//             rounded to BF16 here, or BF16 as the large-M GEMMs write it — the same numbers)
 //   out_bf16[t] = bf16(residual[t] · rsqrt(mean(residual[t]²) + eps) · (1 + w))
 //   out_f32 (optional) = the same in fp32.
 // rows (optional, [R]): only normalise residual rows rows[0..R) into output rows 0..R (the add
@@ -28,7 +41,7 @@ void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* o
 // nv (optional): the BF16 output also quantized to NVFP4 activations (Nvfp4Acts, linear_cuda.h) for
 // the next linear; in the kernel when nvfp4_row_fusable(nv, H), else by the linear's pre-kernel on
 // out_bf16 (which must then be given).
-void add_rmsnorm(float* residual, const float* delta, const float* w, int T, int H, float eps,
+void add_rmsnorm(float* residual, ResidualDelta delta, const float* w, int T, int H, float eps,
                  __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
                  int R = 0, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 

@@ -74,21 +74,33 @@ void GpuModel::project(const GpuProjection& p, const __nv_bfloat16* x, int T, fl
   }
 }
 
-bool GpuModel::project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
-                            const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
-  static const bool env_off = std::getenv("GDN_NO_BF16_GATE_UP") != nullptr;
-  if (!opts_.bf16_gate_up || env_off || !p.fused()) return false;
-  const DeviceLinear& w = p.linears[0];
+bool GpuModel::linear_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
+                           const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
+  static const bool env_off = std::getenv("GDN_NO_BF16_OUTPUTS") != nullptr;
+  if (!opts_.bf16_outputs || env_off) return false;
   const LinearPath path = opts_.exact_fp8 ? LinearPath::Auto : LinearPath::AutoFast;
   if (xq) return linear_forward_bf16(w, xq, T, y, lws_, stream_, path);
   if (xv) return linear_forward_bf16(w, xv, T, y, lws_, stream_, path);
   return linear_forward_bf16(w, x, T, y, lws_, stream_, path);
 }
 
-// x_ += pending (the previous block's output); then attention or DeltaNet, then the MLP. Leaves the
-// MLP output in delta_ (added by the next layer's first norm or the final norm).
-void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
-                             int gdn_layer, const float* pending) {
+bool GpuModel::project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
+                            const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
+  return p.fused() && linear_bf16(p.linears[0], x, T, y, xq, xv);
+}
+
+ResidualDelta GpuModel::block_output(const DeviceLinear& w, const __nv_bfloat16* x, int T, const Fp8TokenActs& xq,
+                                     const Nvfp4Acts& xv) {
+  auto* out16 = reinterpret_cast<__nv_bfloat16*>(delta_);
+  if (linear_bf16(w, x, T, out16, xq, xv)) return out16;
+  linear(w, x, T, delta_, xq, xv);
+  return delta_;
+}
+
+// x_ += pending (the previous block's output); then attention or DeltaNet, then the MLP, whose
+// output (in delta_) it returns for the next layer's first norm or the final norm.
+ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
+                                      int gdn_layer, ResidualDelta pending) {
   const int T = m.num_tokens, H = int(cfg_.hidden_size), I = int(cfg_.intermediate_size);
   const float eps = float(cfg_.rms_norm_eps);
   const bool attn = l.kind == LayerKind::FullAttention;
@@ -101,6 +113,7 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
   const bool in_fused = q_in ? fp8_row_fusable(H) : v_in && nvfp4_row_fusable(v_in, H);
   add_rmsnorm(x_, pending, l.input_norm, T, H, eps, !in_fused || ba_bf16 ? xn_ : nullptr, nullptr, stream_, nullptr, 0,
               q_in, v_in);
+  ResidualDelta block;  // the attention / DeltaNet block's output
   if (attn) {
     const AttnDims ad = attn_dims(cfg_);
     KvLayerView kv = cache.kv(kv_layer);
@@ -109,7 +122,7 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     project(l.attn.qkv, xn_, T, proj_, q_in, v_in);
     attention_prepare(ad, proj_, l.attn.qkv.cols, m, l.attn.q_norm, l.attn.k_norm, kv, q_, stream_);
     paged_attention(ad, q_, m, kv, proj_, l.attn.qkv.cols, attn_out_, attn_ws_, attn_ws_bytes_, stream_);
-    linear(l.attn.o, attn_out_, T, delta_);
+    block = block_output(l.attn.o, attn_out_, T);
   } else {
     const GdnDims gd = gdn_dims(cfg_);
     const GdnStateView st = cache.state(gdn_layer);
@@ -136,12 +149,12 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     const bool out_fused = q_out ? gdn_gated_rmsnorm_fusable(gd) : v_out && gdn_gated_rmsnorm_nvfp4_fusable(gd, v_out);
     gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
                       q_out, v_out);
-    linear(l.gdn.out, gdn_y_, T, delta_, q_out, v_out);
+    block = block_output(l.gdn.out, gdn_y_, T, q_out, v_out);
   }
   const Fp8TokenActs q_mlp = fp8_input(l.gate_up);
   const Nvfp4Acts v_mlp = q_mlp ? Nvfp4Acts{} : nv_input(l.gate_up, T);
   const bool mlp_fused = q_mlp ? fp8_row_fusable(H) : v_mlp && nvfp4_row_fusable(v_mlp, H);
-  add_rmsnorm(x_, delta_, l.post_attention_norm, T, H, eps, mlp_fused ? nullptr : xn_, nullptr, stream_, nullptr, 0,
+  add_rmsnorm(x_, block, l.post_attention_norm, T, H, eps, mlp_fused ? nullptr : xn_, nullptr, stream_, nullptr, 0,
               q_mlp, v_mlp);
   // gate|up in BF16 where cuBLASLt computes it (large steps: half the bytes written and read by
   // SwiGLU, which rounds an fp32 input to BF16 the same way).
@@ -155,7 +168,7 @@ void GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCac
     swiglu(gu_bf16, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
   else
     swiglu(proj_, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
-  linear(l.down, sw_, T, delta_, q_down, v_down);
+  return block_output(l.down, sw_, T, q_down, v_down);
 }
 
 void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {
@@ -164,11 +177,10 @@ void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {
   const int32_t* ids = meta_dev_;  // Meta::ids() == 0
   const int32_t* logit_rows = logit_rows_dev_;
   embed_lookup(w_.embed, ids, T, x_, stream_);
-  const float* pending = nullptr;
+  ResidualDelta pending;
   int kv_layer = 0, gdn_layer = 0;
   for (const GpuLayerWeights& l : w_.layers) {
-    decoder_layer(l, m, cache, kv_layer, gdn_layer, pending);
-    pending = delta_;
+    pending = decoder_layer(l, m, cache, kv_layer, gdn_layer, pending);
     (l.kind == LayerKind::FullAttention ? kv_layer : gdn_layer)++;
   }
   // Final norm: all rows (fp32 hidden for the MTP head), then the rows that need logits.
@@ -193,12 +205,10 @@ void GpuModel::mtp_forward(const StepMeta& m, int rows, const float* hidden, Gpu
   GDN_CUDA_CHECK(cudaMemcpy2DAsync(cat_ + H, size_t(2 * H) * 2, tmp_b_, size_t(H) * 2, size_t(H) * 2, size_t(T),
                                    cudaMemcpyDeviceToDevice, stream_));
   linear(mtp.fc, cat_, T, x_);
-  const float* pending = nullptr;
+  ResidualDelta pending;
   const int first_kv = int(cfg_.num_attention_layers());
-  for (size_t i = 0; i < mtp.layers.size(); ++i) {
-    decoder_layer(mtp.layers[i], m, cache, first_kv + int(i), -1, pending);
-    pending = delta_;
-  }
+  for (size_t i = 0; i < mtp.layers.size(); ++i)
+    pending = decoder_layer(mtp.layers[i], m, cache, first_kv + int(i), -1, pending);
   add_rmsnorm(x_, pending, mtp.norm, T, H, eps, xg_, nullptr, stream_, logit_rows, rows);
   linear(w_.lm_head, xg_, rows, logits_);
 }

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/sampling_cuda.h"
 #include "kernels/cuda/step_meta.h"
 #include "model/cuda/gpu_cache.h"
@@ -44,10 +45,11 @@ struct GpuModelOptions {
   // (it only joins before the delta rule): one small GEMV off the critical path of every DeltaNet
   // layer. Only when both projections are single fused linears.
   bool overlap_ba = true;
-  // Where cuBLASLt computes gate|up (large steps), it writes BF16, which SwiGLU reads (it rounds an
-  // fp32 gate|up to BF16 the same way, so the results do not depend on the path): half the bytes
-  // of the largest intermediate of a prefill. GDN_NO_BF16_GATE_UP=1 turns it off (A/B runs).
-  bool bf16_gate_up = true;
+  // Where cuBLASLt computes gate|up and the block outputs (o_proj, out_proj, down_proj: large
+  // steps), it writes them in BF16, which SwiGLU and the residual add read (they round an fp32 input
+  // to BF16 the same way, so results do not depend on the path): half the bytes of a prefill's
+  // largest intermediates. GDN_NO_BF16_OUTPUTS=1 turns it off (A/B runs).
+  bool bf16_outputs = true;
 };
 
 // One sequence's part of a step.
@@ -117,17 +119,24 @@ class GpuModel {
   int pack(std::span<const SeqStep> seqs, bool mtp, int pad_to);  // returns logits rows
   void forward(const StepMeta& m, int rows, GpuCache& cache);
   void mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache);
-  void decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer, int gdn_layer,
-                     const float* pending);
+  // Adds `pending` (the previous block's output) into x_, runs the layer, and returns its MLP output
+  // (in delta_), which the next layer's first norm or the final norm adds.
+  ResidualDelta decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
+                              int gdn_layer, ResidualDelta pending);
   // xq / xv: the input already quantized by its producer (FP8 per token / NVFP4), else x.
   void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
                const Nvfp4Acts& xv = {});
   void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
               const Nvfp4Acts& xv = {});
-  // A fused projection's output as BF16 (linear_forward_bf16) into y; false, with nothing written,
-  // where that does not apply (the caller then runs project into fp32).
+  // A linear's output as BF16 (linear_forward_bf16) into y; false, with nothing written, where that
+  // does not apply (the caller then runs the fp32 path). project_bf16: the same for a fused projection.
+  bool linear_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int T, __nv_bfloat16* y, const Fp8TokenActs& xq = {},
+                   const Nvfp4Acts& xv = {});
   bool project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
                     const Fp8TokenActs& xq = {}, const Nvfp4Acts& xv = {});
+  // A block's output projection into delta_: BF16 where linear_bf16 applies, else fp32.
+  ResidualDelta block_output(const DeviceLinear& w, const __nv_bfloat16* x, int T, const Fp8TokenActs& xq = {},
+                             const Nvfp4Acts& xv = {});
   // The same on another stream with its own workspace (the b|a side stream).
   void linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y,
                  const Fp8TokenActs& xq, const Nvfp4Acts& xv = {});
