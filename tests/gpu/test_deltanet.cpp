@@ -102,10 +102,15 @@ struct Tokens {
   int64_t T = 0, ldx = 0, ldba = 0;
   std::vector<float> x, ba;
 };
+float round_bf16(float v) { return bf16_to_float(float_to_bf16(v)); }
+
+// x values are BF16-exact: the conv takes its input as BF16 holds it (deltanet_cuda.h), so these
+// compare with the CPU on the same numbers (GdnConv.Bf16InputEqualsFp32 checks the rounding).
 Tokens make_tokens(const GdnDims& d, int64_t T, uint64_t seed) {
   Tokens t;
   t.T = T, t.ldx = d.conv_dim() + 4, t.ldba = 2 * d.value_heads + 1;
   t.x = rand_vec(T * t.ldx, seed, 1.5f);
+  for (float& v : t.x) v = round_bf16(v);
   t.ba = rand_vec(T * t.ldba, seed + 1, 3.f);
   return t;
 }
@@ -495,6 +500,7 @@ TEST(GdnNorm, MatchesCpu) {
     const int T = 37, HV = d.value_heads, DV = d.value_dim;
     const int64_t VD = int64_t(HV) * DV, zld = VD + 8;
     std::vector<float> o = rand_vec(T * VD, 91, 0.7f), z = rand_vec(T * zld, 92, 3.f), w = rand_vec(DV, 93, 0.2f, 1.f);
+    for (float& v : z) v = round_bf16(v);  // z is taken as BF16 holds it (GdnNorm.Bf16ZEqualsFp32)
     for (int64_t i = 0; i < DV; ++i) o[size_t(5 * VD + i)] *= 1e-4f;  // one tiny head: eps matters
     std::vector<float> zc(size_t(T * VD)), want(size_t(T * VD));
     for (int t = 0; t < T; ++t) std::copy_n(z.data() + t * zld, VD, zc.data() + t * VD);
@@ -520,6 +526,92 @@ TEST(GdnNorm, MatchesCpu) {
     }
     EXPECT_EQ(bad, 0) << dims_str(d) << ": " << bad << " outputs off by more than one bf16 ulp, first at " << first;
     std::printf("[ diag ] gdn rmsnorm (%s): worst relative %.3g\n", dims_str(d).c_str(), worst);
+  }
+}
+
+// The conv on a BF16 x (what the large-M in_proj writes) == on its fp32 source (rounded in the
+// kernel): outputs and conv states bit for bit, on the per-sequence (decode) and tiled (prefill)
+// kernels.
+TEST(GdnConv, Bf16InputEqualsFp32) {
+  for (const GdnDims& d : {k27B, kFixtureDims[1]}) {
+    for (const std::vector<int>& lens : {std::vector<int>{2, 1, 3}, std::vector<int>{40, 1, 70}}) {
+      SCOPED_TRACE(dims_str(d) + " max len " + std::to_string(*std::max_element(lens.begin(), lens.end())));
+      const LayerParams params = make_params(d, 71);
+      const HostState init = make_state(d, 3, true, 72);
+      const int T = std::accumulate(lens.begin(), lens.end(), 0);
+      Tokens tk = make_tokens(d, T, 73);
+      tk.x = rand_vec(T * tk.ldx, 74, 1.5f);  // not BF16-exact
+      const std::vector<int> slot_of = {2, 0, 1};
+      const int64_t C = d.conv_dim();
+      std::vector<float> out[2], conv[2];
+      for (int k = 0; k < 2; ++k) {
+        Gpu gpu(d, 3, T, int(lens.size()));
+        gpu.set_params(params);
+        gpu.set_state(init);
+        const cuda::StepMeta m = gpu.stage(tk, 0, lens, slot_of);
+        if (k == 0) {
+          gpu.conv(m, tk.ldx);
+        } else {
+          std::vector<uint16_t> x16(tk.x.size());
+          for (size_t i = 0; i < x16.size(); ++i) x16[i] = float_to_bf16(tk.x[i]);
+          auto* dx = gpu.g.arena.allocate_n<uint16_t>(x16.size());
+          gpu.up(dx, x16.data(), x16.size());
+          cuda::gdn_conv1d_silu(d, reinterpret_cast<const __nv_bfloat16*>(dx), tk.ldx, gpu.w, m, gpu.view(), gpu.qkv,
+                                gpu.g.stream);
+        }
+        out[k].resize(size_t(T * C));
+        gpu.down(out[k].data(), gpu.qkv, out[k].size());
+        conv[k] = gpu.get_state(init).conv;
+      }
+      EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * 4)) << "conv outputs differ";
+      EXPECT_EQ(0, std::memcmp(conv[0].data(), conv[1].data(), conv[0].size() * 4)) << "conv states differ";
+    }
+  }
+}
+
+// The gated norm on a BF16 z == on its fp32 source: BF16 and FP8 outputs, float4 (DV = 128) and
+// scalar layouts, decode- and prefill-sized steps.
+TEST(GdnNorm, Bf16ZEqualsFp32) {
+  for (const GdnDims& d : {k27B, kFixtureDims[1]}) {
+    for (int T : {3, 90}) {
+      SCOPED_TRACE(dims_str(d) + " T " + std::to_string(T));
+      const int HV = d.value_heads, DV = d.value_dim;
+      const int64_t VD = int64_t(HV) * DV, zld = VD + 8, kpad = (VD + 127) / 128 * 128;
+      const std::vector<float> o = rand_vec(T * VD, 95, 0.7f), z = rand_vec(T * zld, 96, 3.f),
+                               w = rand_vec(DV, 97, 0.2f, 1.f);
+      std::vector<uint16_t> z16(z.size());
+      for (size_t i = 0; i < z.size(); ++i) z16[i] = float_to_bf16(z[i]);
+      GpuCtx g(size_t(T) * size_t(VD + 2 * zld) * 4 + size_t(T) * size_t(VD * 4 + kpad * 2) + (size_t(8) << 20));
+      auto up = [&](const auto& v) {
+        auto* p = g.arena.allocate_n<std::decay_t<decltype(v[0])>>(v.size());
+        GDN_CUDA_CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(v[0]), cudaMemcpyHostToDevice));
+        return p;
+      };
+      const float *dO = up(o), *dZ = up(z), *dW = up(w);
+      const auto* dZ16 = reinterpret_cast<const __nv_bfloat16*>(up(z16));
+      std::vector<uint8_t> res[2];
+      for (int k = 0; k < 2; ++k) {
+        auto* y = g.arena.allocate_n<__nv_bfloat16>(size_t(T * VD));
+        auto* y2 = g.arena.allocate_n<__nv_bfloat16>(size_t(T * VD));
+        auto* codes = g.arena.allocate_n<uint8_t>(size_t(T * kpad));
+        auto* sc = g.arena.allocate_n<float>(size_t(T));
+        const cuda::Fp8TokenActs q{codes, sc, kpad, kpad};
+        if (k == 0) {
+          cuda::gdn_gated_rmsnorm(d, dO, dZ, zld, dW, T, y, g.stream);
+          cuda::gdn_gated_rmsnorm(d, dO, dZ, zld, dW, T, y2, g.stream, q);
+        } else {
+          cuda::gdn_gated_rmsnorm(d, dO, dZ16, zld, dW, T, y, g.stream);
+          cuda::gdn_gated_rmsnorm(d, dO, dZ16, zld, dW, T, y2, g.stream, q);
+        }
+        for (auto [p, n] : {std::pair<const void*, size_t>{y, size_t(T * VD) * 2}, {y2, size_t(T * VD) * 2},
+                            {codes, size_t(T * kpad)}, {sc, size_t(T) * 4}}) {
+          std::vector<uint8_t> h(n);
+          GDN_CUDA_CHECK(cudaMemcpy(h.data(), p, n, cudaMemcpyDeviceToHost));
+          res[k].insert(res[k].end(), h.begin(), h.end());
+        }
+      }
+      EXPECT_EQ(0, std::memcmp(res[0].data(), res[1].data(), res[0].size()));
+    }
   }
 }
 

@@ -58,6 +58,29 @@ __device__ __forceinline__ Vec<VEC> vload_rw(const float* p) {
   }
   return r;
 }
+// An input row of the conv (in_proj's qkv output) as BF16 holds it: fp32 rounded to nearest, or BF16
+// as the large-M GEMM writes it — the same numbers either way (the conv state keeps these values).
+template <int VEC>
+__device__ __forceinline__ Vec<VEC> xload(const float* p) {
+  Vec<VEC> r = vload<VEC>(p);
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) r.v[i] = __bfloat162float(__float2bfloat16_rn(r.v[i]));
+  return r;
+}
+template <int VEC>
+__device__ __forceinline__ Vec<VEC> xload(const __nv_bfloat16* p) {
+  Vec<VEC> r;
+  if constexpr (VEC == 4) {
+    const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+    r.v[0] = __uint_as_float(u.x << 16), r.v[1] = __uint_as_float(u.x & 0xFFFF0000u);
+    r.v[2] = __uint_as_float(u.y << 16), r.v[3] = __uint_as_float(u.y & 0xFFFF0000u);
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) r.v[i] = __bfloat162float(p[i]);
+  }
+  return r;
+}
+
 template <int VEC>
 __device__ __forceinline__ void vstore(float* p, const Vec<VEC>& r) {
   if constexpr (VEC == 4) {
@@ -75,8 +98,9 @@ __device__ __forceinline__ Vec<VEC> vzero() {
   return r;
 }
 
+template <typename In>
 struct ConvParams {
-  const float* x;
+  const In* x;
   int64_t ld;
   const float* w;  // [K, C]
   const int32_t* cu_seqlens;
@@ -101,8 +125,8 @@ __device__ __forceinline__ Vec<VEC> conv_point(const Vec<VEC> (&w)[K], const Vec
   return o;
 }
 
-template <int K, int VEC>
-__global__ void __launch_bounds__(kConvThreads) conv_seq_kernel(ConvParams p) {
+template <int K, int VEC, typename In>
+__global__ void __launch_bounds__(kConvThreads) conv_seq_kernel(ConvParams<In> p) {
   const int c = (blockIdx.x * kConvThreads + threadIdx.x) * VEC;
   const int s = blockIdx.y;
   Vec<VEC> w[K];  // the weights are read-only: fetched before waiting for the previous kernel (PDL)
@@ -122,7 +146,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_seq_kernel(ConvParams p) {
 #pragma unroll
   for (int i = 0; i < K - 1; ++i) h[i] = vload_rw<VEC>(st + int64_t(i) * p.C);
   for (int t = 0; t < len; ++t) {
-    const Vec<VEC> xv = vload<VEC>(p.x + int64_t(bos + t) * p.ld + c);
+    const Vec<VEC> xv = xload<VEC>(p.x + int64_t(bos + t) * p.ld + c);
     vstore<VEC>(p.out + int64_t(bos + t) * p.C + c, conv_point<K, VEC>(w, h, xv));
 #pragma unroll
     for (int i = 0; i < K - 2; ++i) h[i] = h[i + 1];
@@ -142,8 +166,8 @@ __device__ __forceinline__ int seq_of(const int32_t* cu, int S, int t) {
   return lo;
 }
 
-template <int K, int VEC>
-__global__ void __launch_bounds__(kConvThreads) conv_tile_kernel(ConvParams p) {
+template <int K, int VEC, typename In>
+__global__ void __launch_bounds__(kConvThreads) conv_tile_kernel(ConvParams<In> p) {
   const int c = (blockIdx.x * kConvThreads + threadIdx.x) * VEC;
   if (c >= p.C) return;
   const int t0 = blockIdx.y * kConvTileTokens, t1 = min(t0 + kConvTileTokens, p.T);
@@ -162,12 +186,12 @@ __global__ void __launch_bounds__(kConvThreads) conv_tile_kernel(ConvParams p) {
 #pragma unroll
       for (int i = 0; i < K - 1; ++i) {
         const int vp = pos - (K - 1) + i;  // position of history entry i in the sequence
-        if (vp >= 0) h[i] = vload<VEC>(p.x + int64_t(bos + vp) * p.ld + c);
+        if (vp >= 0) h[i] = xload<VEC>(p.x + int64_t(bos + vp) * p.ld + c);
         else if (slot >= 0) h[i] = vload_rw<VEC>(p.state + (int64_t(slot) * (K - 1) + (K - 1) + vp) * p.C + c);
         else h[i] = vzero<VEC>();
       }
     }
-    const Vec<VEC> xv = vload<VEC>(p.x + int64_t(t) * p.ld + c);
+    const Vec<VEC> xv = xload<VEC>(p.x + int64_t(t) * p.ld + c);
     if (slot >= 0) vstore<VEC>(p.out + int64_t(t) * p.C + c, conv_point<K, VEC>(w, h, xv));
 #pragma unroll
     for (int i = 0; i < K - 2; ++i) h[i] = h[i + 1];
@@ -176,8 +200,8 @@ __global__ void __launch_bounds__(kConvThreads) conv_tile_kernel(ConvParams p) {
 }
 
 // After conv_tile_kernel: new state = the last K−1 rows of [old state; x] of each sequence.
-template <int K, int VEC>
-__global__ void __launch_bounds__(kConvThreads) conv_state_kernel(ConvParams p) {
+template <int K, int VEC, typename In>
+__global__ void __launch_bounds__(kConvThreads) conv_state_kernel(ConvParams<In> p) {
   const int c = (blockIdx.x * kConvThreads + threadIdx.x) * VEC;
   const int s = blockIdx.y;
   if (c >= p.C) return;
@@ -190,28 +214,28 @@ __global__ void __launch_bounds__(kConvThreads) conv_state_kernel(ConvParams p) 
 #pragma unroll
   for (int r = 0; r < K - 1; ++r) {
     const int v = len + r;  // row of the virtual sequence [state; x]
-    nw[r] = v < K - 1 ? vload_rw<VEC>(st + int64_t(v) * p.C) : vload<VEC>(p.x + int64_t(bos + v - (K - 1)) * p.ld + c);
+    nw[r] = v < K - 1 ? vload_rw<VEC>(st + int64_t(v) * p.C) : xload<VEC>(p.x + int64_t(bos + v - (K - 1)) * p.ld + c);
   }
 #pragma unroll
   for (int r = 0; r < K - 1; ++r) vstore<VEC>(st + int64_t(r) * p.C, nw[r]);
 }
 
-template <int K, int VEC>
-void launch_conv(const ConvParams& p, int max_q_len, cudaStream_t stream) {
+template <int K, int VEC, typename In>
+void launch_conv(const ConvParams<In>& p, int max_q_len, cudaStream_t stream) {
   const int blocks_c = (p.C / VEC + kConvThreads - 1) / kConvThreads;
   if (max_q_len <= kConvSeqKernelMaxLen) {
-    detail::launch_pdl(conv_seq_kernel<K, VEC>, dim3(blocks_c, p.S), dim3(kConvThreads), 0, stream, true, p);
+    detail::launch_pdl(conv_seq_kernel<K, VEC, In>, dim3(blocks_c, p.S), dim3(kConvThreads), 0, stream, true, p);
     GDN_CUDA_CHECK_LAUNCH();
     return;
   }
-  conv_tile_kernel<K, VEC><<<dim3(blocks_c, (p.T + kConvTileTokens - 1) / kConvTileTokens), kConvThreads, 0, stream>>>(p);
+  conv_tile_kernel<K, VEC, In><<<dim3(blocks_c, (p.T + kConvTileTokens - 1) / kConvTileTokens), kConvThreads, 0, stream>>>(p);
   GDN_CUDA_CHECK_LAUNCH();
-  conv_state_kernel<K, VEC><<<dim3(blocks_c, p.S), kConvThreads, 0, stream>>>(p);
+  conv_state_kernel<K, VEC, In><<<dim3(blocks_c, p.S), kConvThreads, 0, stream>>>(p);
   GDN_CUDA_CHECK_LAUNCH();
 }
 
-template <int VEC>
-void launch_conv_k(int K, const ConvParams& p, int max_q_len, cudaStream_t stream) {
+template <int VEC, typename In>
+void launch_conv_k(int K, const ConvParams<In>& p, int max_q_len, cudaStream_t stream) {
   switch (K) {
     case 2: return launch_conv<2, VEC>(p, max_q_len, stream);
     case 3: return launch_conv<3, VEC>(p, max_q_len, stream);
@@ -229,14 +253,29 @@ size_t gdn_slot_bytes(const GdnDims& d) {
          sizeof(float);
 }
 
-void gdn_conv1d_silu(const GdnDims& d, const float* x, int64_t ld, const float* weight_kc, const StepMeta& m,
-                     GdnStateView st, float* out, cudaStream_t stream) {
+namespace {
+
+template <typename In>
+void conv1d_silu(const GdnDims& d, const In* x, int64_t ld, const float* weight_kc, const StepMeta& m, GdnStateView st,
+                 float* out, cudaStream_t stream) {
   if (m.num_seqs <= 0 || m.num_tokens <= 0) return;
-  ConvParams p{x, ld, weight_kc, m.cu_seqlens, m.state_slots, st.conv, out, d.conv_dim(), m.num_seqs, m.num_tokens};
+  ConvParams<In> p{x, ld, weight_kc, m.cu_seqlens, m.state_slots, st.conv, out, d.conv_dim(), m.num_seqs, m.num_tokens};
   const bool vec4 = p.C % 4 == 0 && ld % 4 == 0 && aligned16(x) && aligned16(weight_kc) && aligned16(st.conv) &&
                     aligned16(out);
   if (vec4) launch_conv_k<4>(d.conv_kernel, p, m.max_q_len, stream);
   else launch_conv_k<1>(d.conv_kernel, p, m.max_q_len, stream);
+}
+
+}  // namespace
+
+void gdn_conv1d_silu(const GdnDims& d, const float* x, int64_t ld, const float* weight_kc, const StepMeta& m,
+                     GdnStateView st, float* out, cudaStream_t stream) {
+  conv1d_silu(d, x, ld, weight_kc, m, st, out, stream);
+}
+
+void gdn_conv1d_silu(const GdnDims& d, const __nv_bfloat16* x, int64_t ld, const float* weight_kc, const StepMeta& m,
+                     GdnStateView st, float* out, cudaStream_t stream) {
+  conv1d_silu(d, x, ld, weight_kc, m, st, out, stream);
 }
 
 }  // namespace gdn::cuda

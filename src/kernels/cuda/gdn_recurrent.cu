@@ -153,6 +153,19 @@ __device__ __forceinline__ float4 gated_norm_bf16x4(float4 o, float4 z, float4 w
                      r(gated_norm_value(o.z, z.z, w.z, inv)), r(gated_norm_value(o.w, z.w, w.w, inv)));
 }
 __device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+// z (in_proj_z's output) as BF16 holds it: fp32 rounded to nearest, or BF16 as the large-M GEMM
+// writes it — the same numbers.
+__device__ __forceinline__ float zval(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+__device__ __forceinline__ float zval(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float4 zload4(const float* p) {
+  const float4 v = ld4(p);
+  return make_float4(zval(v.x), zval(v.y), zval(v.z), zval(v.w));
+}
+__device__ __forceinline__ float4 zload4(const __nv_bfloat16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xFFFF0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xFFFF0000u));
+}
 __device__ __forceinline__ void st_bf16x4(__nv_bfloat16* p, float4 v) {  // v already BF16 values
   const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
   uint2 u;
@@ -163,8 +176,8 @@ __device__ __forceinline__ void st_bf16x4(__nv_bfloat16* p, float4 v) {  // v al
 
 // One warp per (token, value head) group of DV. kVec: DV == kVecDV, z rows 16-byte aligned.
 constexpr int kNormWarps = 8;
-template <bool kVec>
-__global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const float* z, int64_t z_ld,
+template <bool kVec, typename TZ>
+__global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(const float* o, const TZ* z, int64_t z_ld,
                                                                             const float* w, int rows, int HV, int DV,
                                                                             float eps, __nv_bfloat16* y,
                                                                             Nvfp4Acts nv) {
@@ -174,11 +187,11 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
   if (r >= rows) return;
   const int t = r / HV, h = r % HV;
   const float* orow = o + int64_t(r) * DV;
-  const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
+  const TZ* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
   __nv_bfloat16* yrow = y ? y + int64_t(r) * DV : nullptr;
   if constexpr (kVec) {
     const int i = 4 * lane;
-    const float4 ov = ld4(orow + i), zv = ld4(zrow + i), wv = ld4(w + i);
+    const float4 ov = ld4(orow + i), zv = zload4(zrow + i), wv = ld4(w + i);
     const float4 b = gated_norm_bf16x4(ov, zv, wv, gated_norm_inv4(ov, eps));
     if (y) st_bf16x4(yrow + i, b);
     if (nv.x) {  // a 16-block is 4 lanes
@@ -192,7 +205,7 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
   }
   const float inv = gated_norm_inv(orow, DV, eps, lane);
   for (int i = lane; i < DV; i += 32) {
-    const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zrow[i], w[i], inv));
+    const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zval(zrow[i]), w[i], inv));
     if (y) yrow[i] = b;
     if (nv.x) {  // a 16-block is 16 lanes of one iteration (host: DV % 32 == 0)
       const float v = __bfloat162float(b), s = nvfp4_act_scale(nvfp4_block_amax<16>(fabsf(v)), nv.gx);
@@ -209,8 +222,8 @@ __global__ void __launch_bounds__(kNormWarps * 32) gdn_gated_rmsnorm_kernel(cons
 // kernel (PDL); large steps read them where they are used (as registers they cost the 8K prefill
 // 324 → 349 µs per layer, scalar layout).
 constexpr int kQWarps = 16, kQHeads = 4, kQPerLane = 4;
-template <bool kPreW, bool kVec>
-__global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(const float* o, const float* z, int64_t z_ld,
+template <bool kPreW, bool kVec, typename TZ>
+__global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(const float* o, const TZ* z, int64_t z_ld,
                                                                              const float* w, int HV, int DV, float eps,
                                                                              __nv_bfloat16* y, uint8_t* codes,
                                                                              float* scales, int64_t ld, int64_t kpad) {
@@ -232,7 +245,7 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
       const int h = wp + hh * kQWarps;
       if (h < HV) {
         ov[hh] = ld4(o + (int64_t(t) * HV + h) * kVecDV + i);
-        zv[hh] = ld4(z + int64_t(t) * z_ld + int64_t(h) * kVecDV + i);
+        zv[hh] = zload4(z + int64_t(t) * z_ld + int64_t(h) * kVecDV + i);
       }
     }
     float4 v[kQHeads];
@@ -283,13 +296,13 @@ __global__ void __launch_bounds__(kQWarps * 32) gdn_gated_rmsnorm_fp8_kernel(con
     const int h = wp + hh * kQWarps;
     if (h >= HV) break;
     const float* orow = o + (int64_t(t) * HV + h) * DV;
-    const float* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
+    const TZ* zrow = z + int64_t(t) * z_ld + int64_t(h) * DV;
     const float inv = gated_norm_inv(orow, DV, eps, lane);
 #pragma unroll
     for (int k = 0; k < kQPerLane; ++k) {
       const int i = lane + 32 * k;
       if (i >= DV) break;
-      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zrow[i], kPreW ? wl[k] : w[i], inv));
+      const __nv_bfloat16 b = __float2bfloat16_rn(gated_norm_value(orow[i], zval(zrow[i]), kPreW ? wl[k] : w[i], inv));
       if (y) y[(int64_t(t) * HV + h) * DV + i] = b;
       v[hh][k] = __bfloat162float(b);
       amax = fmaxf(amax, fabsf(v[hh][k]));
@@ -357,8 +370,11 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
   if (m.max_q_len > 1) detail::launch_chunked(p, m.num_seqs, stream);
 }
 
-void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
+namespace {
+
+template <typename TZ>
+void gated_rmsnorm(const GdnDims& d, const float* o, const TZ* z, int64_t z_ld, const float* w, int T, __nv_bfloat16* y,
+                   cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
   if (T <= 0) return;
   const int64_t cols = d.value_dim * d.value_heads;
   if (q) check_fp8_token_out(q, cols, "gdn_gated_rmsnorm");
@@ -370,10 +386,10 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
                    (!nv_fused || (reinterpret_cast<uintptr_t>(nv.x) & 15) == 0);
   if (q && gdn_gated_rmsnorm_fusable(d)) {
     const bool pre_w = T <= detail::kPreWaitMaxRows;
-    auto kernel = vec ? (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, true>
-                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, true>)
-                      : (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, false>
-                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, false>);
+    auto kernel = vec ? (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, true, TZ>
+                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, true, TZ>)
+                      : (pre_w ? detail::gdn_gated_rmsnorm_fp8_kernel<true, false, TZ>
+                               : detail::gdn_gated_rmsnorm_fp8_kernel<false, false, TZ>);
     detail::launch_pdl(kernel, dim3(unsigned(T)), dim3(detail::kQWarps * 32), 0, stream, true, o, z, z_ld, w,
                        int(d.value_heads), int(d.value_dim), float(d.norm_eps), y, q.codes, q.scales, q.ld, q.kpad);
     GDN_CUDA_CHECK_LAUNCH();
@@ -381,7 +397,7 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
   }
   if (!y && !nv_fused) throw CudaError("gdn_gated_rmsnorm: no BF16 output");
   const int rows = T * d.value_heads;
-  detail::launch_pdl(vec ? detail::gdn_gated_rmsnorm_kernel<true> : detail::gdn_gated_rmsnorm_kernel<false>,
+  detail::launch_pdl(vec ? detail::gdn_gated_rmsnorm_kernel<true, TZ> : detail::gdn_gated_rmsnorm_kernel<false, TZ>,
                      dim3(unsigned((rows + detail::kNormWarps - 1) / detail::kNormWarps)), dim3(detail::kNormWarps * 32),
                      0, stream, true, o, z, z_ld, w, rows, int(d.value_heads), int(d.value_dim), float(d.norm_eps), y,
                      nv_fused ? nv : Nvfp4Acts{});
@@ -391,6 +407,18 @@ void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t
     if (nv.ld % 256 != 0) throw CudaError("gdn_gated_rmsnorm: NVFP4 rows must be padded to a multiple of 256");
     detail::launch_act_nvfp4(y, T, cols, nv.gx, nv.x, T, nv.ld, stream, true);
   }
+}
+
+}  // namespace
+
+void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
+  gated_rmsnorm(d, o, z, z_ld, w, T, y, stream, q, nv);
+}
+
+void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const __nv_bfloat16* z, int64_t z_ld, const float* w, int T,
+                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
+  gated_rmsnorm(d, o, z, z_ld, w, T, y, stream, q, nv);
 }
 
 bool gdn_gated_rmsnorm_nvfp4_fusable(const GdnDims& d, const Nvfp4Acts& nv) {

@@ -139,16 +139,27 @@ ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& 
     } else {
       project(l.gdn.ba, xn_, T, ba_, q_ba);
     }
-    project(l.gdn.qkvz, xn_, T, proj_, q_in, v_in);
-    gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
+    // qkv|z in BF16 where cuBLASLt computes it (the conv and the gated norm take it as BF16 holds it).
+    auto* qkvz16 = reinterpret_cast<__nv_bfloat16*>(proj_);
+    const bool in_bf16 = project_bf16(l.gdn.qkvz, xn_, T, qkvz16, q_in, v_in);
+    if (in_bf16) {
+      gdn_conv1d_silu(gd, qkvz16, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
+    } else {
+      project(l.gdn.qkvz, xn_, T, proj_, q_in, v_in);
+      gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
+    }
     if (side) GDN_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
     gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
                    gdn_ws_bytes_, stream_);
     const Fp8TokenActs q_out = fp8_input(l.gdn.out);
     const Nvfp4Acts v_out = q_out ? Nvfp4Acts{} : nv_input(l.gdn.out, T);
     const bool out_fused = q_out ? gdn_gated_rmsnorm_fusable(gd) : v_out && gdn_gated_rmsnorm_nvfp4_fusable(gd, v_out);
-    gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
-                      q_out, v_out);
+    if (in_bf16)
+      gdn_gated_rmsnorm(gd, gdn_o_, qkvz16 + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
+                        q_out, v_out);
+    else
+      gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
+                        q_out, v_out);
     block = block_output(l.gdn.out, gdn_y_, T, q_out, v_out);
   }
   const Fp8TokenActs q_mlp = fp8_input(l.gate_up);

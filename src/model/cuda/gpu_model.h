@@ -45,10 +45,11 @@ struct GpuModelOptions {
   // (it only joins before the delta rule): one small GEMV off the critical path of every DeltaNet
   // layer. Only when both projections are single fused linears.
   bool overlap_ba = true;
-  // Where cuBLASLt computes gate|up and the block outputs (o_proj, out_proj, down_proj: large
-  // steps), it writes them in BF16, which SwiGLU and the residual add read (they round an fp32 input
-  // to BF16 the same way, so results do not depend on the path): half the bytes of a prefill's
-  // largest intermediates. GDN_NO_BF16_OUTPUTS=1 turns it off (A/B runs).
+  // Where cuBLASLt computes gate|up, DeltaNet's qkv|z and the block outputs (o_proj, out_proj,
+  // down_proj: large steps), it writes them in BF16, which SwiGLU, the conv, the gated norm and the
+  // residual add read (they round an fp32 input to BF16 the same way, so results do not depend on
+  // the path): half the bytes of a prefill's largest intermediates. GDN_NO_BF16_OUTPUTS=1 turns it
+  // off (A/B runs).
   bool bf16_outputs = true;
 };
 
