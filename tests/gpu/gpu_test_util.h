@@ -305,6 +305,15 @@ inline std::vector<float> abs_values(std::vector<float> v) {
   return v;
 }
 
+// A linear workspace for w at up to max_m tokens from g's arena, zeroed as linear_forward needs.
+inline cuda::LinearWorkspace make_workspace(GpuCtx& g, const cuda::DeviceLinear& w, int64_t max_m) {
+  cuda::LinearWorkspace ws;
+  ws.bytes = cuda::linear_workspace_bytes(w, max_m);
+  ws.ptr = g.arena.allocate(ws.bytes);
+  cuda::linear_workspace_init(ws, g.stream);
+  return ws;
+}
+
 // y = linear_forward(w, x[:M]) on the GPU, output poisoned (all-ones bytes = NaN) before the call.
 inline std::vector<float> gpu_linear(GpuCtx& g, const cuda::DeviceLinear& w, const __nv_bfloat16* dx, int64_t M,
                                      float* dy, cuda::LinearWorkspace ws, cuda::LinearPath path) {

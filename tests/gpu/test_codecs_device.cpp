@@ -128,10 +128,7 @@ void read_back_weights(const HostLinear& h, Check&& check) {
   const int64_t N = h.ref.rows, K = h.ref.cols, M = 64;
   GpuCtx g(size_t(128) << 20);
   const cuda::DeviceLinear dw = cuda::upload_linear(h.ref, g.arena, g.stream);
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, M);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, M);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(M * K));
   auto* dy = g.arena.allocate_n<float>(size_t(M * N));
   for (int64_t off = 0; off < K; off += M) {

@@ -53,10 +53,7 @@ void check_fused(Layout layout, std::span<const PartShape> shapes, int64_t K, ui
   ASSERT_EQ(dw.rows, Ntot);
   ASSERT_EQ(dw.parts, int(shapes.size()));
   EXPECT_EQ(dw.nvfp4_row_alpha != nullptr, is_nvfp4(layout));
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, mmax);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, mmax);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * K));
   auto* dy = g.arena.allocate_n<float>(size_t(mmax * Ntot));
   GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));

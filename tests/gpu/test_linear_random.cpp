@@ -33,10 +33,7 @@ void check_weight(const HostLinear& h, const std::vector<int64_t>& ms, uint64_t 
   const size_t ws_guess = size_t(1) << 20;
   GpuCtx g(cuda::device_bytes_for(h.ref) + size_t(mmax * K * 2 + mmax * N * 4) + ws_guess + (size_t(256) << 20));
   const cuda::DeviceLinear dw = cuda::upload_linear(h.ref, g.arena, g.stream);
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, mmax);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, mmax);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * K));
   auto* dy = g.arena.allocate_n<float>(size_t(mmax * N));
   GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
@@ -128,10 +125,7 @@ TEST(LtFp8ScalePrecision, Diagnostic) {
     const std::vector<float> ref = cpu_linear(h->cpu_ref, xf, M);
     const std::vector<float> ref_abs = cpu_linear(abs_matrix(h->cpu_ref)->ref, abs_values(xf), M);
     const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-    cuda::LinearWorkspace ws;
-    ws.bytes = cuda::linear_workspace_bytes(dw, M);
-    ws.ptr = g.arena.allocate(ws.bytes);
-    cuda::linear_workspace_init(ws, g.stream);
+    const cuda::LinearWorkspace ws = make_workspace(g, dw, M);
     for (cuda::LinearPath path : {cuda::LinearPath::SmallM, cuda::LinearPath::LargeM}) {
       const auto y = gpu_linear(g, dw, dx, M, dy, ws, path);
       const Compare c = compare(y.data(), ref.data(), ref_abs.data(), M, N, K);
@@ -158,10 +152,7 @@ TEST_P(LinearBf16Out, LargeMOnly) {
   const std::vector<float> ref_abs = cpu_linear(abs_matrix(h->cpu_ref)->ref, abs_values(xf), mmax);
   GpuCtx g(cuda::device_bytes_for(h->ref) + size_t(mmax * K * 2 + mmax * N * 4) + (size_t(256) << 20));
   const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, mmax);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, mmax);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * K));
   auto* dy = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * N));
   GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
@@ -198,10 +189,7 @@ TEST(LinearDeterminism, SplitKRepeatsBitwise) {
   const std::vector<uint16_t> xh = make_x(16, 5120, 10);
   GpuCtx g(size_t(512) << 20);
   const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  cuda::LinearWorkspace ws;
-  ws.bytes = cuda::linear_workspace_bytes(dw, 16);
-  ws.ptr = g.arena.allocate(ws.bytes);
-  cuda::linear_workspace_init(ws, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, 16);
   auto* dx = g.arena.allocate_n<__nv_bfloat16>(16 * 5120);
   auto* dy = g.arena.allocate_n<float>(16 * 1024);
   GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));

@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/cuda/attention_cuda.h"
@@ -83,6 +84,111 @@ template <int D>
 __device__ __forceinline__ void load_v_frag(uint32_t (&b)[4], const __nv_bfloat16* tile, int key0, int d0,
                                             int lane) {
   ldmatrix_x4_trans(b, tile + (key0 + (lane & 7) + ((lane >> 3) & 1) * 8) * smem_stride<D>() + d0 + (lane >> 4) * 8);
+}
+
+// Running softmax state of a thread's two query rows (g and g + 8 of its warp's 16).
+struct RowSoftmax {
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+};
+
+// One tile of 64 keys of a thread's two rows in m16n8 accumulator layout, as both prefill kernels
+// hold it (mma.sync n-tiles, or the wgmma m64n64 fragment): s[nt][e] is row g (g + 8 if e & 2),
+// key key0 + 8·nt + 2·(lane & 3) + (e & 1). Scales (exp2 domain), masks keys past each row's
+// position, updates the running max and sum, and leaves P = 2^(s − m) in s; returns the factors
+// by which O's rows (lo, hi) must be rescaled.
+__device__ __forceinline__ float2 softmax_tile(float (&s)[8][4], int key0, int lane, int pos_lo, int pos_hi,
+                                              float scale_log2, RowSoftmax& st) {
+  float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int key = key0 + n * 8 + (lane & 3) * 2 + e;
+      s[n][e] = key <= pos_lo ? s[n][e] * scale_log2 : -INFINITY;
+      s[n][2 + e] = key <= pos_hi ? s[n][2 + e] * scale_log2 : -INFINITY;
+      mx_lo = fmaxf(mx_lo, s[n][e]);
+      mx_hi = fmaxf(mx_hi, s[n][2 + e]);
+    }
+  }
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {  // a quad shares a row
+    mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
+    mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
+  }
+  const float new_lo = fmaxf(st.m_lo, mx_lo), new_hi = fmaxf(st.m_hi, mx_hi);
+  const float base_lo = new_lo == -INFINITY ? 0.f : new_lo, base_hi = new_hi == -INFINITY ? 0.f : new_hi;
+  const float alpha_lo = exp2f(st.m_lo - base_lo), alpha_hi = exp2f(st.m_hi - base_hi);
+  st.m_lo = new_lo;
+  st.m_hi = new_hi;
+  float sum_lo = 0.f, sum_hi = 0.f;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+    s[n][0] = exp2f(s[n][0] - base_lo);
+    s[n][1] = exp2f(s[n][1] - base_lo);
+    s[n][2] = exp2f(s[n][2] - base_hi);
+    s[n][3] = exp2f(s[n][3] - base_hi);
+    sum_lo += s[n][0] + s[n][1];
+    sum_hi += s[n][2] + s[n][3];
+  }
+  st.l_lo = st.l_lo * alpha_lo + sum_lo;
+  st.l_hi = st.l_hi * alpha_hi + sum_hi;
+  return make_float2(alpha_lo, alpha_hi);
+}
+
+// P of keys 16·kk .. 16·kk + 15 (n-tiles 2kk, 2kk + 1) as the BF16 A fragment of the P·V MMA:
+// the C layout of two n-tiles is the A layout of one k16 step.
+__device__ __forceinline__ void p_fragment(const float (&s)[8][4], int kk, uint32_t (&pa)[4]) {
+  pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+  pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+  pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+}
+
+// 1 / l of both rows (the quad's sums) times `scale`; 0 for a row that saw no key.
+__device__ __forceinline__ float2 softmax_norm(RowSoftmax st, float scale) {
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    st.l_lo += __shfl_xor_sync(0xffffffffu, st.l_lo, off);
+    st.l_hi += __shfl_xor_sync(0xffffffffu, st.l_hi, off);
+  }
+  return make_float2(st.l_lo > 0.f ? scale / st.l_lo : 0.f, st.l_hi > 0.f ? scale / st.l_hi : 0.f);
+}
+
+// Which (sequence, query tile of `rows` tokens) row y of a prefill grid is: the tiles of sequence 0
+// first, each sequence's last (longest) tile first; x = −1 for the surplus rows of the grid's bound.
+__device__ __forceinline__ int2 prefill_tile(const int32_t* cu_seqlens, int num_seqs, int rows, int y) {
+  for (int s = 0; s < num_seqs; ++s) {
+    const int len = cu_seqlens[s + 1] - cu_seqlens[s];
+    const int nt = len > 0 ? (len + rows - 1) / rows : 0;
+    if (y < nt) return make_int2(s, nt - 1 - y);
+    y -= nt;
+  }
+  return make_int2(-1, 0);
+}
+
+// A thread's output rows (g and g + 8 of its warp's 16: tile rows row_lo, row_hi from token t0):
+// out[t, h, :] = bf16(o · inv · sigmoid(gate)), gate = gate[t·gate_ld + h·2D + D + column];
+// o(i, half, e) is the fp32 accumulator of column 8·i + 2·(lane & 3) + e of row half.
+template <int D, typename O>
+__device__ __forceinline__ void store_gated_rows(O&& o, float2 inv, const float* gate, int64_t gate_ld,
+                                                 __nv_bfloat16* out, int heads, int h, int t0, int n_rows,
+                                                 int row_lo, int row_hi, int lane) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half ? row_hi : row_lo;
+    if (r >= n_rows) continue;
+    const int t = t0 + r;
+    const float sc = half ? inv.y : inv.x;
+    const float* g = gate + size_t(t) * gate_ld + size_t(h) * 2 * D + D;
+    __nv_bfloat16* dst = out + (size_t(t) * heads + h) * D;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      const int col = i * 8 + (lane & 3) * 2;
+      const float y0 = o(i, half, 0) * sc / (1.f + expf(-g[col]));  // gate_ld may be odd: scalar loads
+      const float y1 = o(i, half, 1) * sc / (1.f + expf(-g[col + 1]));
+      *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y0, y1);
+    }
+  }
 }
 
 // Issues the async copies of one cache block (kv head kvh) into shared memory. Rows >= valid_rows

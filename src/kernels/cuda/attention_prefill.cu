@@ -61,19 +61,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) prefill_kernel(PrefillArgs a) 
   const int h = blockIdx.x;
   // Which (sequence, tile) this CTA is: tiles of sequence 0 first, each sequence's last tile first.
   if (tid == 0) {
-    int idx = blockIdx.y, seq = -1, tile = 0;
-    for (int s = 0; s < a.num_seqs; ++s) {
-      const int len = a.cu_seqlens[s + 1] - a.cu_seqlens[s];
-      const int nt = len > 0 ? (len + kRows - 1) / kRows : 0;
-      if (idx < nt) {
-        seq = s;
-        tile = nt - 1 - idx;
-        break;
-      }
-      idx -= nt;
-    }
-    sh_seq = seq;
-    sh_tile = tile;
+    const int2 st = prefill_tile(a.cu_seqlens, a.num_seqs, kRows, int(blockIdx.y));
+    sh_seq = st.x;
+    sh_tile = st.y;
     sh_max_pos = -1;
   }
   __syncthreads();
@@ -120,7 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) prefill_kernel(PrefillArgs a) 
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  RowSoftmax sm;
 
   if (n_tiles > 0) issue(0);
   cp_async_commit();
@@ -160,56 +150,20 @@ __global__ void __launch_bounds__(kWarps * 32, 1) prefill_kernel(PrefillArgs a) 
           mma_bf16(s[2 * np + 1], qa, kb[2], kb[3]);
         }
       }
-      // Scale, causal mask, online softmax (rows lo = g, hi = g + 8; a quad shares a row).
-      float mx_lo = -INFINITY, mx_hi = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = key0 + n * 8 + (lane & 3) * 2 + e;
-          s[n][e] = key <= pos_lo ? s[n][e] * a.score_scale_log2 : -INFINITY;
-          s[n][2 + e] = key <= pos_hi ? s[n][2 + e] * a.score_scale_log2 : -INFINITY;
-          mx_lo = fmaxf(mx_lo, s[n][e]);
-          mx_hi = fmaxf(mx_hi, s[n][2 + e]);
-        }
-      }
-#pragma unroll
-      for (int off = 1; off < 4; off <<= 1) {
-        mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
-        mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
-      }
-      const float new_lo = fmaxf(m_lo, mx_lo), new_hi = fmaxf(m_hi, mx_hi);
-      const float base_lo = new_lo == -INFINITY ? 0.f : new_lo, base_hi = new_hi == -INFINITY ? 0.f : new_hi;
-      const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
-      m_lo = new_lo;
-      m_hi = new_hi;
-      float sum_lo = 0.f, sum_hi = 0.f;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        s[n][0] = exp2f(s[n][0] - base_lo);
-        s[n][1] = exp2f(s[n][1] - base_lo);
-        s[n][2] = exp2f(s[n][2] - base_hi);
-        s[n][3] = exp2f(s[n][3] - base_hi);
-        sum_lo += s[n][0] + s[n][1];
-        sum_hi += s[n][2] + s[n][3];
-      }
-      l_lo = l_lo * alpha_lo + sum_lo;
-      l_hi = l_hi * alpha_hi + sum_hi;
+      // Scale, causal mask, online softmax; O rescaled.
+      const float2 alpha = softmax_tile(s, key0, lane, pos_lo, pos_hi, a.score_scale_log2, sm);
 #pragma unroll
       for (int i = 0; i < D / 8; ++i) {
-        o[i][0] *= alpha_lo;
-        o[i][1] *= alpha_lo;
-        o[i][2] *= alpha_hi;
-        o[i][3] *= alpha_hi;
+        o[i][0] *= alpha.x;
+        o[i][1] *= alpha.x;
+        o[i][2] *= alpha.y;
+        o[i][3] *= alpha.y;
       }
-      // O += P·V, P straight from the score accumulators (C layout of two n-tiles = A layout).
+      // O += P·V, P straight from the score accumulators.
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
         uint32_t pa[4];
-        pa[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-        pa[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-        pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        p_fragment(s, kk, pa);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
           uint32_t vb[4];
@@ -224,30 +178,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) prefill_kernel(PrefillArgs a) 
   cp_async_wait<0>();
 
   // Normalise, v_scale, output gate, bf16 out [T, heads·D].
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, off);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, off);
-  }
-  const float inv_lo = l_lo > 0.f ? a.kv.v_scale / l_lo : 0.f;
-  const float inv_hi = l_hi > 0.f ? a.kv.v_scale / l_hi : 0.f;
-  const int D2 = 2 * D;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half ? row_hi : row_lo;
-    if (r >= n_rows) continue;
-    const int t = t0 + r;
-    const float inv = half ? inv_hi : inv_lo;
-    const float* g = a.gate + size_t(t) * a.gate_ld + size_t(h) * D2 + D;
-    __nv_bfloat16* dst = a.out + (size_t(t) * a.heads + h) * D;
-#pragma unroll
-    for (int i = 0; i < D / 8; ++i) {
-      const int col = i * 8 + (lane & 3) * 2;
-      const float y0 = o[i][2 * half] * inv / (1.f + expf(-g[col]));  // gate_ld may be odd: scalar loads
-      const float y1 = o[i][2 * half + 1] * inv / (1.f + expf(-g[col + 1]));
-      *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y0, y1);
-    }
-  }
+  const float2 inv2 = softmax_norm(sm, a.kv.v_scale);
+  store_gated_rows<D>([&](int i, int half, int e) { return o[i][2 * half + e]; }, inv2, a.gate, a.gate_ld, a.out,
+                      a.heads, h, t0, n_rows, row_lo, row_hi, lane);
 }
 
 template <int D, int kWarps, bool kFp8>

@@ -84,19 +84,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
   const int h = blockIdx.x;
   if (tid == 0) {
-    int idx = blockIdx.y, seq = -1, tile = 0;
-    for (int s = 0; s < a.num_seqs; ++s) {
-      const int len = a.cu_seqlens[s + 1] - a.cu_seqlens[s];
-      const int nt = len > 0 ? (len + kRows - 1) / kRows : 0;
-      if (idx < nt) {
-        seq = s;
-        tile = nt - 1 - idx;  // each sequence's last (longest) tile first
-        break;
-      }
-      idx -= nt;
-    }
-    sh_seq = seq;
-    sh_tile = tile;
+    const int2 st = prefill_tile(a.cu_seqlens, a.num_seqs, kRows, int(blockIdx.y));
+    sh_seq = st.x;
+    sh_tile = st.y;
     sh_max_pos = -1;
     sh_wg_max[0] = sh_wg_max[1] = -1;
     mbar_init(full(0), 1);
@@ -162,7 +152,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float o[128];
 #pragma unroll
   for (int i = 0; i < 128; ++i) o[i] = 0.f;
-  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  RowSoftmax sm;
   mbar_wait(qbar, 0);
   const uint32_t q_s = sbase + kSmemQ + wg * kTile;
 
@@ -182,72 +172,32 @@ __global__ void __launch_bounds__(kThreads, 1)
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
         asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");
       }
-      // S = Q·Kᵀ (64 × 64 per warpgroup).
-      float sacc[32];
+      // S = Q·Kᵀ (64 × 64 per warpgroup; the m64n64 fragment is the m16n8 one of each warp).
+      float sacc[8][4];
 #pragma unroll
-      for (int i = 0; i < 32; ++i) sacc[i] = 0.f;
+      for (int n = 0; n < 8; ++n) sacc[n][0] = sacc[n][1] = sacc[n][2] = sacc[n][3] = 0.f;
       detail::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
         const uint32_t off = (kk >> 2) * kColBlock + (kk & 3) * 32;
-        detail::wgmma_bf16<64>(sacc, detail::sw128_desc(q_s + off), detail::sw128_desc(k_s + off));
+        detail::wgmma_bf16<64>(reinterpret_cast<float(&)[32]>(sacc), detail::sw128_desc(q_s + off),
+                               detail::sw128_desc(k_s + off));
       }
       detail::wgmma_commit();
       detail::wgmma_wait0();
-      // Scale, causal mask, online softmax. Element e of n-tile nt: row g (+8 if e & 2), key
-      // key0 + 8·nt + 2·(lane & 3) + (e & 1).
-      float mx_lo = -INFINITY, mx_hi = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = key0 + nt * 8 + (lane & 3) * 2 + e;
-          float& lo = sacc[4 * nt + e];
-          float& hi = sacc[4 * nt + 2 + e];
-          lo = key <= pos_lo ? lo * a.score_scale_log2 : -INFINITY;
-          hi = key <= pos_hi ? hi * a.score_scale_log2 : -INFINITY;
-          mx_lo = fmaxf(mx_lo, lo);
-          mx_hi = fmaxf(mx_hi, hi);
-        }
-      }
-#pragma unroll
-      for (int off = 1; off < 4; off <<= 1) {
-        mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, off));
-        mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, off));
-      }
-      const float new_lo = fmaxf(m_lo, mx_lo), new_hi = fmaxf(m_hi, mx_hi);
-      const float base_lo = new_lo == -INFINITY ? 0.f : new_lo, base_hi = new_hi == -INFINITY ? 0.f : new_hi;
-      const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
-      m_lo = new_lo;
-      m_hi = new_hi;
-      float sum_lo = 0.f, sum_hi = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        sacc[4 * nt + 0] = exp2f(sacc[4 * nt + 0] - base_lo);
-        sacc[4 * nt + 1] = exp2f(sacc[4 * nt + 1] - base_lo);
-        sacc[4 * nt + 2] = exp2f(sacc[4 * nt + 2] - base_hi);
-        sacc[4 * nt + 3] = exp2f(sacc[4 * nt + 3] - base_hi);
-        sum_lo += sacc[4 * nt + 0] + sacc[4 * nt + 1];
-        sum_hi += sacc[4 * nt + 2] + sacc[4 * nt + 3];
-      }
-      l_lo = l_lo * alpha_lo + sum_lo;
-      l_hi = l_hi * alpha_hi + sum_hi;
+      // Scale, causal mask, online softmax; O rescaled (element 4·i + e: row g, + 8 if e & 2).
+      const float2 alpha = softmax_tile(sacc, key0, lane, pos_lo, pos_hi, a.score_scale_log2, sm);
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
-        o[4 * i + 0] *= alpha_lo;
-        o[4 * i + 1] *= alpha_lo;
-        o[4 * i + 2] *= alpha_hi;
-        o[4 * i + 3] *= alpha_hi;
+        o[4 * i + 0] *= alpha.x;
+        o[4 * i + 1] *= alpha.x;
+        o[4 * i + 2] *= alpha.y;
+        o[4 * i + 3] *= alpha.y;
       }
-      // O += P·V: k-step kk covers keys 16·kk.. = n-tiles 2kk and 2kk + 1 of S.
+      // O += P·V: k-step kk covers keys 16·kk.. .
       uint32_t pa[4][4];
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        pa[kk][0] = pack_bf16(sacc[8 * kk + 0], sacc[8 * kk + 1]);
-        pa[kk][1] = pack_bf16(sacc[8 * kk + 2], sacc[8 * kk + 3]);
-        pa[kk][2] = pack_bf16(sacc[8 * kk + 4], sacc[8 * kk + 5]);
-        pa[kk][3] = pack_bf16(sacc[8 * kk + 6], sacc[8 * kk + 7]);
-      }
+      for (int kk = 0; kk < 4; ++kk) p_fragment(sacc, kk, pa[kk]);
       detail::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) detail::wgmma_m64n256k16_rs(o, pa[kk], detail::sw128_desc_mn(v_s + kk * 2048, kColBlock));
@@ -259,28 +209,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // Normalise, output gate, bf16 out [T, heads·D]. Element 4·i + e: row g (+8 if e & 2), column
   // 8·i + 2·(lane & 3) + (e & 1).
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, off);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, off);
-  }
-  const float inv_lo = l_lo > 0.f ? 1.f / l_lo : 0.f, inv_hi = l_hi > 0.f ? 1.f / l_hi : 0.f;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half ? row_hi : row_lo;
-    if (r >= n_rows) continue;
-    const int t = t0 + r;
-    const float inv = half ? inv_hi : inv_lo;
-    const float* gp = a.gate + size_t(t) * a.gate_ld + size_t(h) * 2 * kD + kD;
-    __nv_bfloat16* dst = a.out + (size_t(t) * a.heads + h) * kD;
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      const int col = i * 8 + (lane & 3) * 2;
-      const float y0 = o[4 * i + 2 * half] * inv / (1.f + expf(-gp[col]));  // gate_ld may be odd: scalar loads
-      const float y1 = o[4 * i + 2 * half + 1] * inv / (1.f + expf(-gp[col + 1]));
-      *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y0, y1);
-    }
-  }
+  const float2 inv2 = softmax_norm(sm, 1.f);
+  store_gated_rows<kD>([&](int i, int half, int e) { return o[4 * i + 2 * half + e]; }, inv2, a.gate, a.gate_ld,
+                       a.out, a.heads, h, t0, n_rows, row_lo, row_hi, lane);
 }
 
 int g_mode = -1;  // set_prefill_wgmma_mode

@@ -79,7 +79,7 @@ constexpr int kSlotT = 0, kSlotM = 4096, kSlotQS = 8192, kSlotKS = 8256, kSlotBe
               kSlotMisc = 8448, kSlotFloats = 8512, kScalFloats = 320;
 constexpr size_t kSlotBytes = size_t(kSlotFloats) * 4;
 
-// Prep: one CTA per (chunk, value head, sequence) of the window; everything that does not depend
+// Prep: one CTA per (value head, chunk, sequence) of the window; everything that does not depend
 // on the state. smem: Q, K [64][LQK] raw, A [64][LCC], qinv, kinv, β, γ.
 constexpr int kPrepQ = 0, kPrepK = 64 * LQK, kPrepA = 2 * 64 * LQK, kPrepQinv = kPrepA + 64 * LCC,
               kPrepKinv = kPrepQinv + 64, kPrepBeta = kPrepKinv + 64, kPrepGam = kPrepBeta + 64,
@@ -89,12 +89,14 @@ constexpr size_t kPrepBytes = size_t(kPrepFloats) * 4;
 __global__ void __launch_bounds__(kSplitThreads, 2)
     gdn_chunk_prep_kernel(DeltaParams p, float* scratch, int s0, int chunk0, int wc) {
   constexpr int C = kChunk;
-  const int ci = chunk0 + blockIdx.x, j = blockIdx.y, s = s0 + blockIdx.z;
+  // Value heads vary fastest in launch order: the HV / HK heads sharing a key head read the same q
+  // and k rows, which the first one brings into L2 for the others.
+  const int ci = chunk0 + blockIdx.y, j = blockIdx.x, s = s0 + blockIdx.z;
   const int bos = p.cu_seqlens[s], len = p.cu_seqlens[s + 1] - bos;
   if (len <= 1 || p.state_slots[s] < 0 || ci * C >= len) return;
   const int n = min(C, len - ci * C);
   const int64_t row0 = bos + int64_t(ci) * C;
-  float* slot = scratch + ((int64_t(blockIdx.z) * wc + blockIdx.x) * p.HV + j) * kSlotFloats;
+  float* slot = scratch + ((int64_t(blockIdx.z) * wc + blockIdx.y) * p.HV + j) * kSlotFloats;
 
   extern __shared__ __align__(128) float smem[];
   float *sQ = smem + kPrepQ, *sK = smem + kPrepK, *sA = smem + kPrepA, *sQinv = smem + kPrepQinv,
@@ -466,7 +468,7 @@ bool launch_split(const DeltaParams& p, int num_seqs, cudaStream_t stream) {
   for (int sb = 0; sb < num_seqs; sb += gs) {
     const int gn = std::min(gs, num_seqs - sb);
     for (int cb = 0; cb < chunks; cb += wc) {
-      const dim3 prep_grid(std::min(wc, chunks - cb), p.HV, gn), rec_grid((p.DV + kSplitBV - 1) / kSplitBV, p.HV, gn);
+      const dim3 prep_grid(p.HV, std::min(wc, chunks - cb), gn), rec_grid((p.DV + kSplitBV - 1) / kSplitBV, p.HV, gn);
       gdn_chunk_prep_kernel<<<prep_grid, kSplitThreads, kPrepBytes, stream>>>(p, scratch, sb, cb, wc);
       GDN_CUDA_CHECK_LAUNCH();
       gdn_chunk_recurrence_kernel<<<rec_grid, kSplitThreads, kRecBytes, stream>>>(p, scratch, sb, cb, wc);
