@@ -322,7 +322,7 @@ void with_norm_inputs(int T, int H, Fn&& fn) {
   fn(g, dres, static_cast<const float*>(to_device(g, res)), dd, dw);
 }
 
-// A BF16 delta (what block_output writes at large M) == its fp32 source: residual, BF16 and FP8
+// A BF16 delta (what linear_out writes at large M) == its fp32 source: residual, BF16 and FP8
 // outputs, on the prefill (256-thread), decode (1024-thread), scalar and gathering paths.
 TEST(OpsRmsnorm, Bf16DeltaEqualsFp32) {
   for (auto [T, H, gather] : {std::tuple{70, 5120, false}, {3, 5120, false}, {5, 1003, false}, {6, 5120, true}}) {

@@ -9,6 +9,11 @@
 #  act:   the producers' NVFP4 activation quantization (OpsNvfp4Out.*, GpuModel.FusedNvfp4...) vs a
 #         16-block amax taken over half the block, in the norms/SwiGLU (ops.cu) and in the DeltaNet
 #         gated norm (gdn_recurrent.cu).
+#  bf16:  the consumers of BF16 GEMM outputs vs not rounding an fp32 input (SwiGLU and the residual
+#         add in ops.cu, the gated norm's z, the conv's x) and linear_forward_bf16 never applying;
+#         the decode SwiGLU's cluster exchange of the row maximum vs each CTA using its own.
+#  attn:  the wgmma attention prefill vs not zeroing V rows past the last key, and a wrong leading
+#         byte offset of the N-major V descriptor.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -45,6 +50,25 @@ for set in ${GDN_MUTATION_SETS:-scale act}; do
       run_case act_unchanged src/kernels/cuda/ops.cu "" "$T" pass
       run_case norm_swiglu_half_block_amax src/kernels/cuda/ops.cu 's/nvfp4_block_amax<4>/nvfp4_block_amax<2>/' "$T" fail
       run_case gated_half_block_amax src/kernels/cuda/gdn_recurrent.cu 's/nvfp4_block_amax<16>/nvfp4_block_amax<8>/' "$T" fail
+      ;;
+    bf16)
+      run_case bf16_unchanged src/kernels/cuda/ops.cu "" 'OpsSwiglu.*:OpsRmsnorm.*:GdnNorm.*:GdnConv.*:Layouts/LinearBf16Out.*' pass
+      run_case fp32_in_not_rounded src/kernels/cuda/ops.cu 's/return bf16_round4(\*reinterpret_cast<const float4\*>(p));/return *reinterpret_cast<const float4*>(p);/' \
+        'OpsSwiglu.Bf16InputEqualsFp32:OpsRmsnorm.Bf16DeltaEqualsFp32' fail
+      run_case z_not_rounded src/kernels/cuda/gdn_recurrent.cu 's/float zval(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }/float zval(float v) { return v; }/' \
+        'GdnNorm.Bf16ZEqualsFp32' fail
+      run_case conv_x_not_rounded src/kernels/cuda/gdn_conv.cu 's/r.v\[i\] = __bfloat162float(__float2bfloat16_rn(r.v\[i\]));/r.v[i] = r.v[i];/' \
+        'GdnConv.Bf16InputEqualsFp32' fail
+      run_case bf16_out_never src/kernels/cuda/linear_forward.cpp 's/return !c.small \&\& lt_token_count(w, M) == M/return false \&\& lt_token_count(w, M) == M/' \
+        'Layouts/LinearBf16Out.*' fail
+      run_case swiglu_cluster_own_max src/kernels/cuda/ops.cu 's/(threadIdx.x \& 31) < kSwParts ?/(threadIdx.x \& 31) < 1 ?/' \
+        'OpsFp8Out.Swiglu' fail
+      ;;
+    attn)
+      T='AttnPrefill.*Bf16'
+      run_case attn_unchanged src/kernels/cuda/attention_prefill_wgmma.cu "" "$T" pass
+      run_case attn_no_v_zeroing src/kernels/cuda/attention_prefill_wgmma.cu 's/if (valid < kBlk) {  \/\/ rows past/if (false) {  \/\/ rows past/' "$T" fail
+      run_case attn_v_lbo src/kernels/cuda/attention_prefill_wgmma.cu 's/sw128_desc_mn(v_s + kk \* 2048, kColBlock)/sw128_desc_mn(v_s + kk * 2048, kColBlock \/ 2)/' "$T" fail
       ;;
   esac
 done

@@ -33,13 +33,10 @@ struct GdnStateView {
 size_t gdn_slot_bytes(const GdnDims& d);  // conv + recurrent bytes of one slot of one layer
 
 // Causal depthwise conv1d + SiLU, varlen: x row t = x + t·ld, first conv_dim columns (the
-// in_proj_qkv output, taken as BF16 holds it: fp32 rounded to nearest, or BF16 as the large-M GEMM
-// writes it — the same numbers); weight_kc [K, conv_dim] fp32 (tap K−1 multiplies the current
-// token). Sequence s starts from conv state slot state_slots[s] and leaves its last K−1 inputs
-// there. out: fp32 [T, conv_dim] (q | k | v per token).
-void gdn_conv1d_silu(const GdnDims& d, const float* x, int64_t ld, const float* weight_kc, const StepMeta& m,
-                     GdnStateView st, float* out, cudaStream_t stream);
-void gdn_conv1d_silu(const GdnDims& d, const __nv_bfloat16* x, int64_t ld, const float* weight_kc, const StepMeta& m,
+// in_proj_qkv output, GemmOut: fp32 or BF16, taken as BF16 holds it); weight_kc [K, conv_dim] fp32
+// (tap K−1 multiplies the current token). Sequence s starts from conv state slot state_slots[s]
+// and leaves its last K−1 inputs there. out: fp32 [T, conv_dim] (q | k | v per token).
+void gdn_conv1d_silu(const GdnDims& d, GemmOut x, int64_t ld, const float* weight_kc, const StepMeta& m,
                      GdnStateView st, float* out, cudaStream_t stream);
 
 // Scratch of gdn_delta_rule for up to max_tokens tokens and max_seqs sequences.
@@ -57,14 +54,12 @@ void gdn_delta_rule(const GdnDims& d, const float* qkv, const float* ba, int64_t
 
 // y = rmsnorm(o) · w · silu(z) per value head (DV elements, eps = d.norm_eps), as
 // kernels/cpu/elementwise rmsnorm_gated; o [T, HV·DV] fp32; z row t = z + t·z_ld (in_proj_z's
-// output, taken as BF16 holds it like the conv input above: fp32 or BF16); w [DV].
+// output, GemmOut, taken as BF16 holds it like the conv input above); w [DV].
 // y: bf16 [T, HV·DV] (the out_proj input). q (optional): the same values quantized per token for
 // out_proj (ops_cuda.h add_rmsnorm); y may then be null when gdn_gated_rmsnorm_fusable(d).
 // nv (optional): also NVFP4 activations for out_proj (Nvfp4Acts, linear_cuda.h); y may then be null
 // when DV % 32 == 0 and nv.ld == HV·DV.
-void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
-void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const __nv_bfloat16* z, int64_t z_ld, const float* w, int T,
+void gdn_gated_rmsnorm(const GdnDims& d, const float* o, GemmOut z, int64_t z_ld, const float* w, int T,
                        __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 bool gdn_gated_rmsnorm_fusable(const GdnDims& d);
 // Whether gdn_gated_rmsnorm writes nv itself (else from its BF16 output).

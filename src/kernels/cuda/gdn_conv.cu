@@ -268,14 +268,12 @@ void conv1d_silu(const GdnDims& d, const In* x, int64_t ld, const float* weight_
 
 }  // namespace
 
-void gdn_conv1d_silu(const GdnDims& d, const float* x, int64_t ld, const float* weight_kc, const StepMeta& m,
+void gdn_conv1d_silu(const GdnDims& d, GemmOut x, int64_t ld, const float* weight_kc, const StepMeta& m,
                      GdnStateView st, float* out, cudaStream_t stream) {
-  conv1d_silu(d, x, ld, weight_kc, m, st, out, stream);
-}
-
-void gdn_conv1d_silu(const GdnDims& d, const __nv_bfloat16* x, int64_t ld, const float* weight_kc, const StepMeta& m,
-                     GdnStateView st, float* out, cudaStream_t stream) {
-  conv1d_silu(d, x, ld, weight_kc, m, st, out, stream);
+  if (x.bf16)
+    conv1d_silu(d, static_cast<const __nv_bfloat16*>(x.p), ld, weight_kc, m, st, out, stream);
+  else
+    conv1d_silu(d, static_cast<const float*>(x.p), ld, weight_kc, m, st, out, stream);
 }
 
 }  // namespace gdn::cuda

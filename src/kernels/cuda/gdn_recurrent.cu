@@ -411,14 +411,12 @@ void gated_rmsnorm(const GdnDims& d, const float* o, const TZ* z, int64_t z_ld, 
 
 }  // namespace
 
-void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const float* z, int64_t z_ld, const float* w, int T,
+void gdn_gated_rmsnorm(const GdnDims& d, const float* o, GemmOut z, int64_t z_ld, const float* w, int T,
                        __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
-  gated_rmsnorm(d, o, z, z_ld, w, T, y, stream, q, nv);
-}
-
-void gdn_gated_rmsnorm(const GdnDims& d, const float* o, const __nv_bfloat16* z, int64_t z_ld, const float* w, int T,
-                       __nv_bfloat16* y, cudaStream_t stream, const Fp8TokenActs& q, const Nvfp4Acts& nv) {
-  gated_rmsnorm(d, o, z, z_ld, w, T, y, stream, q, nv);
+  if (z.bf16)
+    gated_rmsnorm(d, o, static_cast<const __nv_bfloat16*>(z.p), z_ld, w, T, y, stream, q, nv);
+  else
+    gated_rmsnorm(d, o, static_cast<const float*>(z.p), z_ld, w, T, y, stream, q, nv);
 }
 
 bool gdn_gated_rmsnorm_nvfp4_fusable(const GdnDims& d, const Nvfp4Acts& nv) {

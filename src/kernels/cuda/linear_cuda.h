@@ -34,6 +34,7 @@
 #include <cuda_runtime.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -232,6 +233,25 @@ inline bool takes_nvfp4_acts(const DeviceLinear& w) {
 // w.cols_pad): identical results to linear_forward on the BF16 values the producer quantized.
 void linear_forward(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, float* y, LinearWorkspace ws,
                     cudaStream_t stream, LinearPath path = LinearPath::Auto);
+
+// A GEMM output as its consumers take it (SwiGLU, the residual add, the DeltaNet conv and gated
+// norm): fp32, or BF16 where linear_forward_bf16 wrote it. They read it as BF16 holds it either way
+// (an fp32 value rounded to nearest), so results do not depend on which path produced it.
+struct GemmOut {
+  const void* p = nullptr;
+  bool bf16 = false;
+  GemmOut() = default;
+  GemmOut(std::nullptr_t) {}
+  GemmOut(const float* f) : p(f) {}
+  GemmOut(const __nv_bfloat16* b) : p(b), bf16(b != nullptr) {}
+  explicit operator bool() const { return p != nullptr; }
+  // The output `elems` elements further (a column offset within a row).
+  GemmOut at(int64_t elems) const {
+    GemmOut o = *this;
+    o.p = static_cast<const char*>(p) + elems * (bf16 ? 2 : 4);
+    return o;
+  }
+};
 
 // The same GEMMs with y written as BF16 (cuBLASLt's epilogue rounds the fp32 result to nearest),
 // for consumers that round their input to BF16 anyway (SwiGLU): half the output traffic. Only the

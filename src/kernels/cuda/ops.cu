@@ -538,7 +538,7 @@ void add_rmsnorm_impl(float* residual, const TD* delta, const float* w, int T, i
 
 }  // namespace
 
-void add_rmsnorm(float* residual, ResidualDelta delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
+void add_rmsnorm(float* residual, GemmOut delta, const float* w, int T, int H, float eps, __nv_bfloat16* out_bf16,
                  float* out_f32, cudaStream_t stream, const int32_t* rows, int R, const Fp8TokenActs& q,
                  const Nvfp4Acts& nv) {
   if (delta.bf16)
@@ -595,14 +595,12 @@ void swiglu_impl(const In* gu, int T, int I, __nv_bfloat16* out, cudaStream_t st
 
 }  // namespace
 
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
+void swiglu(GemmOut gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
             const Nvfp4Acts& nv) {
-  swiglu_impl(gu, T, I, out, stream, q, nv);
-}
-
-void swiglu(const __nv_bfloat16* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q,
-            const Nvfp4Acts& nv) {
-  swiglu_impl(gu, T, I, out, stream, q, nv);
+  if (gu.bf16)
+    swiglu_impl(static_cast<const __nv_bfloat16*>(gu.p), T, I, out, stream, q, nv);
+  else
+    swiglu_impl(static_cast<const float*>(gu.p), T, I, out, stream, q, nv);
 }
 
 }  // namespace gdn::cuda

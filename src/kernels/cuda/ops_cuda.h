@@ -17,20 +17,8 @@ namespace gdn::cuda {
 // FP8 per-channel or block-128, NVFP4), fp32 [T, cols]. Ids must be valid (the caller checks them).
 void embed_lookup(const DeviceLinear& table, const int32_t* ids, int T, float* out, cudaStream_t stream);
 
-// The block output add_rmsnorm adds into the residual: fp32, or BF16 as the large-M GEMMs write it.
-struct ResidualDelta {
-  const void* p = nullptr;
-  bool bf16 = false;
-  ResidualDelta() = default;
-  ResidualDelta(std::nullptr_t) {}
-  ResidualDelta(const float* f) : p(f) {}
-  ResidualDelta(const __nv_bfloat16* b) : p(b), bf16(b != nullptr) {}
-  explicit operator bool() const { return p != nullptr; }
-};
-
 // Residual update and pre-norm of the next block, one pass over the residual:
-//   if delta: residual[t] += bf16(delta[t])   (in place; delta [T, H] is the block output: fp32,
-//             rounded to BF16 here, or BF16 as the large-M GEMMs write it — the same numbers)
+//   if delta: residual[t] += bf16(delta[t])   (in place; delta [T, H] is the block output, GemmOut)
 //   out_bf16[t] = bf16(residual[t] · rsqrt(mean(residual[t]²) + eps) · (1 + w))
 //   out_f32 (optional) = the same in fp32.
 // rows (optional, [R]): only normalise residual rows rows[0..R) into output rows 0..R (the add
@@ -41,19 +29,16 @@ struct ResidualDelta {
 // nv (optional): the BF16 output also quantized to NVFP4 activations (Nvfp4Acts, linear_cuda.h) for
 // the next linear; in the kernel when nvfp4_row_fusable(nv, H), else by the linear's pre-kernel on
 // out_bf16 (which must then be given).
-void add_rmsnorm(float* residual, ResidualDelta delta, const float* w, int T, int H, float eps,
+void add_rmsnorm(float* residual, GemmOut delta, const float* w, int T, int H, float eps,
                  __nv_bfloat16* out_bf16, float* out_f32, cudaStream_t stream, const int32_t* rows = nullptr,
                  int R = 0, const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 
 // out[t, i] = bf16(silu(g) · u) with g = bf16(gu[t, i]), u = bf16(gu[t, I + i]) for the fused
-// gate|up output gu [T, 2I], fp32 (rounded to BF16 here) or BF16 (linear_forward_bf16): both give
-// the same bits.
+// gate|up output gu [T, 2I] (GemmOut: fp32 or BF16, the same bits).
 // q: as for add_rmsnorm (out may be null when fp8_row_fusable(I)).
 // nv: as for add_rmsnorm (out may be null when nvfp4_row_fusable(nv, I)); not together with q.
-void swiglu(const float* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {},
+void swiglu(GemmOut gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream, const Fp8TokenActs& q = {},
             const Nvfp4Acts& nv = {});
-void swiglu(const __nv_bfloat16* gu, int T, int I, __nv_bfloat16* out, cudaStream_t stream,
-            const Fp8TokenActs& q = {}, const Nvfp4Acts& nv = {});
 
 // Whether a producer quantizes a row of `cols` values in the same kernel (else it needs its BF16
 // output and quantizes it afterwards).

@@ -84,23 +84,25 @@ bool GpuModel::linear_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int T,
   return linear_forward_bf16(w, x, T, y, lws_, stream_, path);
 }
 
-bool GpuModel::project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
-                            const Fp8TokenActs& xq, const Nvfp4Acts& xv) {
-  return p.fused() && linear_bf16(p.linears[0], x, T, y, xq, xv);
+GemmOut GpuModel::linear_out(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq,
+                             const Nvfp4Acts& xv) {
+  auto* y16 = reinterpret_cast<__nv_bfloat16*>(y);
+  if (linear_bf16(w, x, T, y16, xq, xv)) return y16;
+  linear(w, x, T, y, xq, xv);
+  return y;
 }
 
-ResidualDelta GpuModel::block_output(const DeviceLinear& w, const __nv_bfloat16* x, int T, const Fp8TokenActs& xq,
-                                     const Nvfp4Acts& xv) {
-  auto* out16 = reinterpret_cast<__nv_bfloat16*>(delta_);
-  if (linear_bf16(w, x, T, out16, xq, xv)) return out16;
-  linear(w, x, T, delta_, xq, xv);
-  return delta_;
+GemmOut GpuModel::project_out(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq,
+                              const Nvfp4Acts& xv) {
+  if (p.fused()) return linear_out(p.linears[0], x, T, y, xq, xv);
+  project(p, x, T, y, xq, xv);
+  return y;
 }
 
 // x_ += pending (the previous block's output); then attention or DeltaNet, then the MLP, whose
 // output (in delta_) it returns for the next layer's first norm or the final norm.
-ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
-                                      int gdn_layer, ResidualDelta pending) {
+GemmOut GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
+                                int gdn_layer, GemmOut pending) {
   const int T = m.num_tokens, H = int(cfg_.hidden_size), I = int(cfg_.intermediate_size);
   const float eps = float(cfg_.rms_norm_eps);
   const bool attn = l.kind == LayerKind::FullAttention;
@@ -113,7 +115,7 @@ ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& 
   const bool in_fused = q_in ? fp8_row_fusable(H) : v_in && nvfp4_row_fusable(v_in, H);
   add_rmsnorm(x_, pending, l.input_norm, T, H, eps, !in_fused || ba_bf16 ? xn_ : nullptr, nullptr, stream_, nullptr, 0,
               q_in, v_in);
-  ResidualDelta block;  // the attention / DeltaNet block's output
+  GemmOut block;  // the attention / DeltaNet block's output
   if (attn) {
     const AttnDims ad = attn_dims(cfg_);
     KvLayerView kv = cache.kv(kv_layer);
@@ -122,7 +124,7 @@ ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& 
     project(l.attn.qkv, xn_, T, proj_, q_in, v_in);
     attention_prepare(ad, proj_, l.attn.qkv.cols, m, l.attn.q_norm, l.attn.k_norm, kv, q_, stream_);
     paged_attention(ad, q_, m, kv, proj_, l.attn.qkv.cols, attn_out_, attn_ws_, attn_ws_bytes_, stream_);
-    block = block_output(l.attn.o, attn_out_, T);
+    block = linear_out(l.attn.o, attn_out_, T, delta_);
   } else {
     const GdnDims gd = gdn_dims(cfg_);
     const GdnStateView st = cache.state(gdn_layer);
@@ -139,47 +141,29 @@ ResidualDelta GpuModel::decoder_layer(const GpuLayerWeights& l, const StepMeta& 
     } else {
       project(l.gdn.ba, xn_, T, ba_, q_ba);
     }
-    // qkv|z in BF16 where cuBLASLt computes it (the conv and the gated norm take it as BF16 holds it).
-    auto* qkvz16 = reinterpret_cast<__nv_bfloat16*>(proj_);
-    const bool in_bf16 = project_bf16(l.gdn.qkvz, xn_, T, qkvz16, q_in, v_in);
-    if (in_bf16) {
-      gdn_conv1d_silu(gd, qkvz16, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
-    } else {
-      project(l.gdn.qkvz, xn_, T, proj_, q_in, v_in);
-      gdn_conv1d_silu(gd, proj_, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
-    }
+    const GemmOut qkvz = project_out(l.gdn.qkvz, xn_, T, proj_, q_in, v_in);
+    gdn_conv1d_silu(gd, qkvz, l.gdn.qkvz.cols, l.gdn.conv_kc, m, st, conv_, stream_);
     if (side) GDN_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
     gdn_delta_rule(gd, conv_, ba_, l.gdn.ba.cols, l.gdn.neg_exp_A, l.gdn.dt_bias, m, st, gdn_o_, gdn_ws_,
                    gdn_ws_bytes_, stream_);
     const Fp8TokenActs q_out = fp8_input(l.gdn.out);
     const Nvfp4Acts v_out = q_out ? Nvfp4Acts{} : nv_input(l.gdn.out, T);
     const bool out_fused = q_out ? gdn_gated_rmsnorm_fusable(gd) : v_out && gdn_gated_rmsnorm_nvfp4_fusable(gd, v_out);
-    if (in_bf16)
-      gdn_gated_rmsnorm(gd, gdn_o_, qkvz16 + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
-                        q_out, v_out);
-    else
-      gdn_gated_rmsnorm(gd, gdn_o_, proj_ + C, l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
-                        q_out, v_out);
-    block = block_output(l.gdn.out, gdn_y_, T, q_out, v_out);
+    gdn_gated_rmsnorm(gd, gdn_o_, qkvz.at(C), l.gdn.qkvz.cols, l.gdn.norm, T, out_fused ? nullptr : gdn_y_, stream_,
+                      q_out, v_out);
+    block = linear_out(l.gdn.out, gdn_y_, T, delta_, q_out, v_out);
   }
   const Fp8TokenActs q_mlp = fp8_input(l.gate_up);
   const Nvfp4Acts v_mlp = q_mlp ? Nvfp4Acts{} : nv_input(l.gate_up, T);
   const bool mlp_fused = q_mlp ? fp8_row_fusable(H) : v_mlp && nvfp4_row_fusable(v_mlp, H);
   add_rmsnorm(x_, block, l.post_attention_norm, T, H, eps, mlp_fused ? nullptr : xn_, nullptr, stream_, nullptr, 0,
               q_mlp, v_mlp);
-  // gate|up in BF16 where cuBLASLt computes it (large steps: half the bytes written and read by
-  // SwiGLU, which rounds an fp32 input to BF16 the same way).
-  auto* gu_bf16 = reinterpret_cast<__nv_bfloat16*>(proj_);
-  const bool gu_in_bf16 = project_bf16(l.gate_up, xn_, T, gu_bf16, q_mlp, v_mlp);
-  if (!gu_in_bf16) project(l.gate_up, xn_, T, proj_, q_mlp, v_mlp);
+  const GemmOut gate_up = project_out(l.gate_up, xn_, T, proj_, q_mlp, v_mlp);
   const Fp8TokenActs q_down = fp8_input(l.down);
   const Nvfp4Acts v_down = q_down ? Nvfp4Acts{} : nv_input(l.down, T);
   const bool down_fused = q_down ? fp8_row_fusable(I) : v_down && nvfp4_row_fusable(v_down, I);
-  if (gu_in_bf16)
-    swiglu(gu_bf16, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
-  else
-    swiglu(proj_, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
-  return block_output(l.down, sw_, T, q_down, v_down);
+  swiglu(gate_up, T, I, down_fused ? nullptr : sw_, stream_, q_down, v_down);
+  return linear_out(l.down, sw_, T, delta_, q_down, v_down);
 }
 
 void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {
@@ -188,7 +172,7 @@ void GpuModel::forward(const StepMeta& m, int rows, GpuCache& cache) {
   const int32_t* ids = meta_dev_;  // Meta::ids() == 0
   const int32_t* logit_rows = logit_rows_dev_;
   embed_lookup(w_.embed, ids, T, x_, stream_);
-  ResidualDelta pending;
+  GemmOut pending;
   int kv_layer = 0, gdn_layer = 0;
   for (const GpuLayerWeights& l : w_.layers) {
     pending = decoder_layer(l, m, cache, kv_layer, gdn_layer, pending);
@@ -216,7 +200,7 @@ void GpuModel::mtp_forward(const StepMeta& m, int rows, const float* hidden, Gpu
   GDN_CUDA_CHECK(cudaMemcpy2DAsync(cat_ + H, size_t(2 * H) * 2, tmp_b_, size_t(H) * 2, size_t(H) * 2, size_t(T),
                                    cudaMemcpyDeviceToDevice, stream_));
   linear(mtp.fc, cat_, T, x_);
-  ResidualDelta pending;
+  GemmOut pending;
   const int first_kv = int(cfg_.num_attention_layers());
   for (size_t i = 0; i < mtp.layers.size(); ++i)
     pending = decoder_layer(mtp.layers[i], m, cache, first_kv + int(i), -1, pending);

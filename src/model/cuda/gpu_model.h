@@ -122,22 +122,23 @@ class GpuModel {
   void mtp_forward(const StepMeta& m, int rows, const float* hidden, GpuCache& cache);
   // Adds `pending` (the previous block's output) into x_, runs the layer, and returns its MLP output
   // (in delta_), which the next layer's first norm or the final norm adds.
-  ResidualDelta decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer,
-                              int gdn_layer, ResidualDelta pending);
+  GemmOut decoder_layer(const GpuLayerWeights& l, const StepMeta& m, GpuCache& cache, int kv_layer, int gdn_layer,
+                        GemmOut pending);
   // xq / xv: the input already quantized by its producer (FP8 per token / NVFP4), else x.
   void project(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
                const Nvfp4Acts& xv = {});
   void linear(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
               const Nvfp4Acts& xv = {});
   // A linear's output as BF16 (linear_forward_bf16) into y; false, with nothing written, where that
-  // does not apply (the caller then runs the fp32 path). project_bf16: the same for a fused projection.
+  // does not apply (the caller then runs the fp32 path).
   bool linear_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int T, __nv_bfloat16* y, const Fp8TokenActs& xq = {},
                    const Nvfp4Acts& xv = {});
-  bool project_bf16(const GpuProjection& p, const __nv_bfloat16* x, int T, __nv_bfloat16* y,
-                    const Fp8TokenActs& xq = {}, const Nvfp4Acts& xv = {});
-  // A block's output projection into delta_: BF16 where linear_bf16 applies, else fp32.
-  ResidualDelta block_output(const DeviceLinear& w, const __nv_bfloat16* x, int T, const Fp8TokenActs& xq = {},
-                             const Nvfp4Acts& xv = {});
+  // The output of a linear / projection whose consumers take a GemmOut, into y's buffer: BF16 where
+  // linear_bf16 applies (a fused projection), else fp32.
+  GemmOut linear_out(const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
+                     const Nvfp4Acts& xv = {});
+  GemmOut project_out(const GpuProjection& p, const __nv_bfloat16* x, int T, float* y, const Fp8TokenActs& xq = {},
+                      const Nvfp4Acts& xv = {});
   // The same on another stream with its own workspace (the b|a side stream).
   void linear_on(cudaStream_t s, LinearWorkspace ws, const DeviceLinear& w, const __nv_bfloat16* x, int T, float* y,
                  const Fp8TokenActs& xq, const Nvfp4Acts& xv = {});
