@@ -12,9 +12,10 @@
 // every call streams its weight from HBM. Bytes = weight codes + scales + BF16 activations + FP32
 // outputs; FLOP = 2·M·N·K.
 //
-// Usage: bench_gemm [--out FILE.json] [--quick] [--reps N] [--gpu NAME] [--budget-s S]
+// Usage: bench_gemm [--out FILE.json] [--quick] [--reps N] [--gpu NAME] [--budget-s S] [--ms 1,2,..] [--layout STR]
 // (--budget-s: stop starting new shapes after S seconds; the JSON is rewritten after every shape.
-//  --profile: a few small-M calls of three shapes and three layouts, untimed, for ncu.)
+//  --profile: a few small-M calls of three shapes and three layouts, untimed, for ncu;
+//  --ms / --layout: only these token counts / layouts whose name contains STR, for A/B runs.)
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -202,6 +203,8 @@ int main(int argc, char** argv) {
   int reps = 50;
   double budget_s = 0;
   bool profile = false;
+  std::vector<int64_t> only_ms;  // --ms 1,2,4: these token counts only
+  std::string only_layout;       // --layout nvfp4: layouts whose name contains this only
   const auto t_start = std::chrono::steady_clock::now();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -211,8 +214,21 @@ int main(int argc, char** argv) {
     else if (a == "--quick") quick = true;
     else if (a == "--budget-s" && i + 1 < argc) budget_s = std::atof(argv[++i]);
     else if (a == "--profile") profile = true;
+    else if (a == "--ms" && i + 1 < argc) {
+      for (const char* q = argv[++i]; *q;) {
+        char* end = nullptr;
+        const long long m = std::strtoll(q, &end, 10);
+        if (end == q || m < 1) {
+          std::fprintf(stderr, "--ms: expected a comma-separated list of token counts ≥ 1, got '%s'\n", argv[i]);
+          return 2;
+        }
+        only_ms.push_back(m);
+        q = *end == ',' ? end + 1 : end;
+      }
+    } else if (a == "--layout" && i + 1 < argc) only_layout = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--out FILE.json] [--quick] [--reps N>=50] [--gpu NAME] [--budget-s S] [--profile]\n");
+      std::fprintf(stderr, "usage: bench_gemm [--out FILE.json] [--quick] [--reps N>=50] [--gpu NAME] [--budget-s S] [--profile]\n"
+                           "                  [--ms M1,M2,...] [--layout SUBSTRING]\n");
       return 2;
     }
   }
@@ -306,6 +322,7 @@ int main(int argc, char** argv) {
     shapes = {shapes[5], shapes[4]};
     Ms = {1, 8, 16, 64, 2048};
   }
+  if (!only_ms.empty()) Ms = only_ms;
 
   std::vector<Row> rows;
   auto write_json = [&]() {
@@ -337,6 +354,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 100;
   for (const Shape& sh : shapes) {
     for (L l : sh.layouts) {
+      if (std::string(lname(l)).find(only_layout) == std::string::npos) continue;
       const int64_t N = sh.N, K = sh.K;
       int64_t mmax = 0;
       for (int64_t m : Ms) mmax = m <= sh.max_m ? std::max(mmax, m) : mmax;

@@ -14,6 +14,8 @@
 #         the decode SwiGLU's cluster exchange of the row maximum vs each CTA using its own.
 #  attn:  the wgmma attention prefill vs not zeroing V rows past the last key, and a wrong leading
 #         byte offset of the N-major V descriptor.
+#  gemv:  the NVFP4 GEMV (1-3 tokens) vs reading the codes unswizzled, row g's scales for row g+8,
+#         one partial slot for both segments of a CTA, and every token's activations from token 0.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -63,6 +65,14 @@ for set in ${GDN_MUTATION_SETS:-scale act}; do
         'Layouts/LinearBf16Out.*' fail
       run_case swiglu_cluster_own_max src/kernels/cuda/ops.cu 's/(threadIdx.x \& 31) < kSwParts ?/(threadIdx.x \& 31) < 1 ?/' \
         'OpsFp8Out.Swiglu' fail
+      ;;
+    gemv)
+      F=src/kernels/cuda/linear_nvfp4_gemv.cu T='Layouts/Linear27B.*nvfp4*:Layouts/LinearOdd.*nvfp4*:Layouts/FusedLinear.*nvfp4*'
+      run_case gemv_unchanged $F "" "$T" pass
+      run_case gemv_no_swizzle $F 's/const uint32_t u0 = uint32_t(tq ^ pr) << 4/const uint32_t u0 = uint32_t(tq) << 4/' "$T" fail
+      run_case gemv_scale_of_row_a $F 's/rb_row \* 16 + 4 \* tq/ra_row * 16 + 4 * tq/' "$T" fail
+      run_case gemv_split_slot $F 's/(seg == i0 ? 0 : 1)) \* kAcc/(0)) * kAcc/' "$T" fail
+      run_case gemv_token_row $F 's/(gq < p.M ? gq : 0) \* 128/0 * 128/' "$T" fail
       ;;
     attn)
       T='AttnPrefill.*Bf16'

@@ -44,6 +44,7 @@ WsLayout ws_layout(const DeviceLinear& w, int64_t max_m) {
   for (int m : {8, 16, 32, 64}) part = std::max(part, small_m_partial_bytes(w, int(std::min<int64_t>(m, m4))));
   for (int m : {8, 16, 32, 64}) part = std::max(part, fp8_wgmma_partial_bytes(w, int(std::min<int64_t>(m, m4))));
   for (int m : {8, 16, 32, 64}) part = std::max(part, nvfp4_wgmma_partial_bytes(w, int(std::min<int64_t>(m, m4))));
+  part = std::max(part, nvfp4_gemv_partial_bytes(w));
   L.partial = take(part);
   L.dequant = take(w.kind == DeviceWeightKind::Nvfp4 ? size_t(dequant_slice_rows(w) * w.cols_pad * 2) : 0);
   L.lt = take(kLtWorkspaceBytes);
@@ -75,8 +76,9 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
   for (int64_t t = m0; t < m1; t += kMaxSliceTokens) {
     const int M = int(std::min<int64_t>(kMaxSliceTokens, m1 - t));
     const bool wgmma = f == SmFmt::Fp8Fp8 && fp8_wgmma_applies(w, M, fast);  // native FP8 decode (linear_wgmma.cu)
-    const bool nv_wgmma = f == SmFmt::Nvfp4 && nvfp4_wgmma_applies(w, M);  // linear_nvfp4_wgmma.cu
-    const SmallMPlan pl = wgmma || nv_wgmma ? SmallMPlan{} : plan_small_m(w, M);
+    const bool nv_gemv = f == SmFmt::Nvfp4 && nvfp4_gemv_applies(w, M);                // linear_nvfp4_gemv.cu
+    const bool nv_wgmma = !nv_gemv && f == SmFmt::Nvfp4 && nvfp4_wgmma_applies(w, M);  // linear_nvfp4_wgmma.cu
+    const SmallMPlan pl = wgmma || nv_wgmma || nv_gemv ? SmallMPlan{} : plan_small_m(w, M);
     SmallMParams p;
     p.w = static_cast<const uint8_t*>(w.weight);
     p.ldw = w.kind == DeviceWeightKind::Bf16 ? w.cols_pad * 2 : w.kind == DeviceWeightKind::Fp8 ? w.cols_pad : w.cols_pad / 2;
@@ -103,6 +105,8 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
     p.y = y + t * w.rows;
     if (wgmma)
       launch_fp8_wgmma(w, p, s, pdl_enabled());
+    else if (nv_gemv)
+      launch_nvfp4_gemv(w, p, s, pdl_enabled());
     else if (nv_wgmma)
       launch_nvfp4_wgmma(w, p, s, pdl_enabled());
     else

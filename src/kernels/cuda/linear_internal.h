@@ -123,6 +123,18 @@ bool nvfp4_wgmma_applies(const DeviceLinear& w, int M);
 size_t nvfp4_wgmma_partial_bytes(const DeviceLinear& w, int M);
 void launch_nvfp4_wgmma(const DeviceLinear& w, const SmallMParams& p, cudaStream_t s, bool pdl);
 
+// NVFP4 GEMV for 1..kNvfp4GemvMaxTokens tokens on Hopper (linear_nvfp4_gemv.cu): a TMA ring of raw
+// codes and scales per CTA, register decode and mma.sync (exact like the other NVFP4 paths), one
+// wave of stream-K CTAs, kNvfp4GemvCtasPerSm per SM. GDN_NVFP4_GEMV_MAX_M overrides the bound (0
+// turns it off), GDN_NVFP4_GEMV_CTAS the CTAs per SM, GDN_NVFP4_GEMV_STAGES the ring depth. p: as for launch_small_m (the schedule is
+// planned here); partial needs nvfp4_gemv_partial_bytes(w).
+constexpr int kNvfp4GemvMaxTokens = 3;
+constexpr int kNvfp4GemvCtasPerSm = 2;
+constexpr int kNvfp4GemvStages = 8;  // ring depth (GDN_NVFP4_GEMV_STAGES: 4, 6 or 8)
+bool nvfp4_gemv_applies(const DeviceLinear& w, int M);
+size_t nvfp4_gemv_partial_bytes(const DeviceLinear& w);
+void launch_nvfp4_gemv(const DeviceLinear& w, const SmallMParams& p, cudaStream_t s, bool pdl);
+
 // Activation pre-kernels. All write [rows_out][ldo] with zeros past K and for rows M..rows_out-1.
 void launch_act_copy(const __nv_bfloat16* x, int64_t M, int64_t K, __nv_bfloat16* out, int64_t rows_out,
                      int64_t ldo, cudaStream_t s, bool pdl);
