@@ -14,12 +14,14 @@
 // every MMA on an L1/L2 round trip: 21% of the stall samples, Nsight Compute, H100.)
 //
 // The grid is one wave of stream-K segments over (64-row tile, 256-element K group), like the
-// wgmma kernel: two CTAs per SM with 8-stage rings (88 KB each). H100, batch-1 NVFP4 decode step:
-// 10.00 ms; 6 stages × 3 CTAs 10.25, 4 × 4 10.28 (the 27B GEMVs alone within ±1 µs of each other:
-// with less shared memory taken, the next kernel's CTAs become resident earlier).
+// wgmma kernel: two CTAs per SM with 8-stage rings (88 KB each). H100, batch-1 NVFP4 decode step
+// (one consumer quad): 10.00 ms; 6 stages × 3 CTAs 10.25, 4 × 4 10.28 (the 27B GEMVs alone within
+// ±1 µs of each other: with less shared memory taken, the next kernel's CTAs become resident
+// earlier). With two quads 8 stages stay best (6: 10.67 ms against 9.84).
 //
-// The four consumer warps each take 16 rows of a stage. Their fragments are exactly the decode
-// kernel's (compute_group in linear_smallm_math.cuh):
+// Two quads of four consumer warps take alternate stages (one quad per CTA: 10.00 ms per H100
+// NVFP4 batch-1 step, two: 9.84). Within a quad each warp takes 16 rows of the stage. The warps'
+// fragments are exactly the decode kernel's (compute_group in linear_smallm_math.cuh):
 //  * row pair (g, g+8);
 //  * code units tq and tq+4 of each row;
 //  * the scale word at 4·tq;
@@ -51,9 +53,10 @@ namespace gdn::cuda::detail {
 
 namespace {
 
-constexpr int kWarps = 4;                      // consumer warps, 16 rows of the 64-row tile each
-constexpr int kConsumers = kWarps * 32;        // == kWgConsumers: wg_consumer_bar() syncs them
-constexpr int kThreads = kConsumers + 32;      // + the TMA warp
+constexpr int kWarps = 4;                      // consumer warps of a stage, 16 rows of the tile each
+constexpr int kQuads = 2;                      // consumer quads, taking alternate stages
+constexpr int kConsumers = kWarps * 32;        // one quad == kWgConsumers: wg_consumer_bar() syncs it
+constexpr int kThreads = kQuads * kConsumers + 32;  // + the TMA warp
 constexpr int kCodeBytes = kWgRows * 128;      // codes of one K group (256 elements) of a tile
 constexpr int kScaleBytes = kWgRows * 16;      // its block scales
 constexpr int kMaxTok = 4;                     // activation rows per stage (the TMA box has M of them)
@@ -64,7 +67,10 @@ constexpr int kXStage = 4 * kXBoxStride;
 template <int kStages>
 constexpr size_t kSmemBytes = size_t(kStages) * (kCodeBytes + kScaleBytes + kXStage) + 24 * kStages + 1024;
 constexpr int kAcc = 4;                        // one m16n8 D fragment per thread
-static_assert(kConsumers == kWgConsumers, "split-K finish and the named barrier assume 128 consumers");
+static_assert(kConsumers == kWgConsumers, "split-K finish and the named barrier assume 128 threads per quad");
+
+// Both quads (bar 2): quad 1 has left its half of a segment's sum in shared memory.
+__device__ __forceinline__ void quads_bar() { asm volatile("bar.sync 2, %0;" ::"n"(kQuads * kConsumers) : "memory"); }
 
 __device__ __forceinline__ uint4 lds128(uint32_t a) {
   uint4 v;
@@ -100,7 +106,7 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
   const int cnt = int(i1 - i0);
   const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x) >> 5, 0), lane = int(threadIdx.x) & 31;
 
-  if (threadIdx.x == kConsumers) {
+  if (threadIdx.x == kQuads * kConsumers) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full(s), 1);
       mbar_init(xfull(s), 1);
@@ -112,7 +118,7 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
   __syncthreads();
   griddep_launch_dependents();  // the next kernel only prefetches read-only data before waiting for us
 
-  if (warp == kWarps) {  // ---- TMA: the first stages' weights before the PDL wait (they never
+  if (warp == kQuads * kWarps) {  // ---- TMA: the first stages' weights before the PDL wait (they never
                          // depend on the preceding kernel), then weights and activations per slot
     if (lane != 0) return;
     prefetch_tensormap(&cmap);
@@ -142,16 +148,20 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
   }
 
   // ---- consumers
-  const int tid = int(threadIdx.x), gq = lane >> 2, tq = lane & 3;
+  // Quad q takes the CTA's stages k ≡ q (mod 2), each of its warps 16 rows; quad 1 hands its sum of
+  // a segment to quad 0 through shared memory (double-buffered by segment parity: quad 1 can only
+  // rewrite a buffer after the next segment's barrier, which quad 0 passes after reading it).
+  __shared__ float handoff[2][kAcc][kConsumers];
+  const int quad = warp / kWarps, tid = int(threadIdx.x) - quad * kConsumers, gq = lane >> 2, tq = lane & 3;
   const int pr = (gq >> 1) | ((gq & 1) << 2);  // row (mod 8) of lane group gq: conflict-free loads
-  const int ra_row = warp * 16 + pr, rb_row = ra_row + 8;
+  const int ra_row = (warp % kWarps) * 16 + pr, rb_row = ra_row + 8;
   const uint32_t u0 = uint32_t(tq ^ pr) << 4, u1 = uint32_t((tq + 4) ^ pr) << 4;  // swizzled units tq, tq+4
   // Activations of unit u = 4c + tq (elements 32u..32u+31 of the group): box 2c + tq/2, bytes
   // 64·(tq & 1) of the row of token gq (token 0 for lanes past M: their columns are never stored).
   const uint32_t xoff = uint32_t((tq >> 1) * kXBoxStride + (gq < p.M ? gq : 0) * 128 + (tq & 1) * 64);
   griddep_wait();  // y may still be read by the preceding kernel
 
-  for (int64_t seg = i0; seg < i1;) {
+  for (int64_t seg = i0, nseg = 0; seg < i1; ++nseg) {
     const int tile = int(seg / p.KG);
     const int64_t t0 = int64_t(tile) * p.KG, seg_end = std::min<int64_t>(i1, t0 + p.KG);
     float acc[2][2][kAcc];  // [chunk][MMA parity]: four independent MMA chains
@@ -161,7 +171,8 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
       for (int h = 0; h < 2; ++h)
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) acc[c][h][e] = 0.f;
-    for (int k = int(seg - i0); k < int(seg_end - i0); ++k) {
+    const int k_first = int(seg - i0);
+    for (int k = k_first + ((k_first & 1) != quad ? 1 : 0); k < int(seg_end - i0); k += 2) {
       const int s = k % kStages;
       mbar_wait(full(s), uint32_t((k / kStages) & 1));
       mbar_wait(xfull(s), uint32_t((k / kStages) & 1));
@@ -192,6 +203,16 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
     float v[kAcc];
 #pragma unroll
     for (int e = 0; e < kAcc; ++e) v[e] = (acc[0][0][e] + acc[0][1][e]) + (acc[1][0][e] + acc[1][1][e]);
+    if (quad == 1) {
+#pragma unroll
+      for (int e = 0; e < kAcc; ++e) handoff[nseg & 1][e][tid] = v[e];
+      quads_bar();
+      seg = seg_end;
+      continue;
+    }
+    quads_bar();
+#pragma unroll
+    for (int e = 0; e < kAcc; ++e) v[e] += handoff[nseg & 1][e][tid];
     // The whole tile → y; else a partial, summed by the last contributor in contributor order
     // (deterministic, no atomics on y), which resets the counter.
     bool store = true;
