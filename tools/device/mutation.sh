@@ -67,7 +67,7 @@ for set in ${GDN_MUTATION_SETS:-scale act}; do
         'OpsFp8Out.Swiglu' fail
       ;;
     gemv)
-      F=src/kernels/cuda/linear_nvfp4_gemv.cu T='Layouts/Linear27B.*nvfp4*:Layouts/LinearOdd.*nvfp4*:Layouts/FusedLinear.*nvfp4*'
+      F=src/kernels/cuda/linear_nvfp4_gemv.cu T='Layouts/Linear27B.*nvfp4*:Layouts/Nvfp4Gemv.*:Layouts/FusedLinear.*nvfp4*'
       run_case gemv_unchanged $F "" "$T" pass
       run_case gemv_no_swizzle $F 's/const uint32_t u0 = uint32_t(tq ^ pr) << 4/const uint32_t u0 = uint32_t(tq) << 4/' "$T" fail
       run_case gemv_scale_of_row_a $F 's/rb_row \* 16 + 4 \* tq/ra_row * 16 + 4 * tq/' "$T" fail

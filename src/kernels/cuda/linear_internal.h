@@ -129,6 +129,7 @@ void launch_nvfp4_wgmma(const DeviceLinear& w, const SmallMParams& p, cudaStream
 // turns it off), GDN_NVFP4_GEMV_CTAS the CTAs per SM, GDN_NVFP4_GEMV_STAGES the ring depth. p: as for launch_small_m (the schedule is
 // planned here); partial needs nvfp4_gemv_partial_bytes(w).
 constexpr int kNvfp4GemvMaxTokens = 3;
+constexpr int kNvfp4GemvMinRows = 4096;  // narrower weights keep the decode kernel
 constexpr int kNvfp4GemvCtasPerSm = 2;
 constexpr int kNvfp4GemvStages = 8;  // ring depth (GDN_NVFP4_GEMV_STAGES: 4, 6 or 8)
 bool nvfp4_gemv_applies(const DeviceLinear& w, int M);

@@ -310,8 +310,10 @@ bool nvfp4_gemv_applies(const DeviceLinear& w, int M) {
     return e ? std::clamp(std::atoi(e), 0, kMaxTok) : kNvfp4GemvMaxTokens;
   }();
   static const bool hopper = device_info().cc_major == 9;
-  return hopper && w.kind == DeviceWeightKind::Nvfp4 && M >= 1 && M <= max_m && w.cols_pad % 256 == 0 &&
-         w.block_scales != nullptr;
+  // Narrow weights keep the decode kernel: one wave of short stream-K segments is slower there
+  // (H100, k|v_proj 1024 × 5120 at M = 1 in a graph: 9.3 µs here, 5.0 in the decode kernel).
+  return hopper && w.kind == DeviceWeightKind::Nvfp4 && M >= 1 && M <= max_m && w.rows_pad >= kNvfp4GemvMinRows &&
+         w.cols_pad % 256 == 0 && w.block_scales != nullptr;
 }
 
 size_t nvfp4_gemv_partial_bytes(const DeviceLinear& w) {
