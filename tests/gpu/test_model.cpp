@@ -294,8 +294,8 @@ void expect_fused_act_quant_equal(const char* fixture, uint64_t seed) {
 // tokens: the small-M kernels, whose sums do not depend on the activation row stride).
 TEST(GpuModel, FusedActQuantEqualsPreKernel) { expect_fused_act_quant_equal("quant/ct-fp8-dynamic", 5); }
 
-// The same for NVFP4 activations (ct-nvfp4: SwiGLU writes down_proj's q·s itself in the 37-token
-// step; its other rows are too narrow to fuse; the decode step keeps the pre-kernel by design).
+// The same for NVFP4 activations (ct-nvfp4: SwiGLU writes down_proj's q·s itself, in the 37-token
+// step and in the decode step; its other rows are too narrow to fuse).
 TEST(GpuModel, FusedNvfp4ActQuantEqualsPreKernel) { expect_fused_act_quant_equal("quant/ct-nvfp4", 6); }
 
 // Three sequences in one step (a prefill chunk, a decode token, another chunk) == each alone.

@@ -1,5 +1,6 @@
 // The layer-by-layer launch sequence of GpuModel (eager, or recorded into a CUDA graph): the same
 // order of operations as model/qwen35_model.cpp + model/layers.cpp on the CPU.
+#include <algorithm>
 #include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
@@ -9,8 +10,18 @@
 namespace gdn::cuda {
 
 namespace {
-// Steps of at least this many tokens take NVFP4 activations quantized by their producers.
-constexpr int kNvfp4ProducerMinTokens = 4;
+// Steps of at least this many tokens take NVFP4 activations quantized by their producers
+// (GDN_NVFP4_PRODUCER_MIN_TOKENS overrides it, for A/B runs). Every step does since the GEMV of
+// linear_nvfp4_gemv.cu: H100 NVFP4 batch 1 9.81-9.91 → 9.14-9.51 ms (two runs), batch 2
+// 10.02 → 9.65, batch 8 unchanged. With the mma.sync decode kernel it had been slower below 4
+// tokens (batch 1 10.69 → 10.87).
+int nvfp4_producer_min_tokens() {
+  static const int n = [] {
+    const char* e = std::getenv("GDN_NVFP4_PRODUCER_MIN_TOKENS");
+    return e ? std::max(1, std::atoi(e)) : 1;
+  }();
+  return n;
+}
 }  // namespace
 
 Fp8TokenActs GpuModel::fp8_input(const DeviceLinear& w) const {
@@ -26,10 +37,9 @@ Fp8TokenActs GpuModel::fp8_input(const GpuProjection& p) const {
 }
 
 Nvfp4Acts GpuModel::nv_input(const DeviceLinear& w, int T) const {
-  // Below 4 tokens (where the mma.sync decode kernel runs) the quantization in the producer made the
-  // H100 batch-1 NVFP4 step slower (10.69 → 10.87 ms); from 4 on it saves the pre-kernel (batch 8
-  // 11.92 → 11.52 ms, batch 64 24.2 → 23.4).
-  if (T < kNvfp4ProducerMinTokens || !opts_.fuse_act_quant || !xv_ || !takes_nvfp4_acts(w) || w.cols != w.cols_pad ||
+  // The producer's quantization saves the linear's pre-kernel (batch 8 11.92 → 11.52 ms, batch 64
+  // 24.2 → 23.4 on the H100; batch 1: nvfp4_producer_min_tokens).
+  if (T < nvfp4_producer_min_tokens() || !opts_.fuse_act_quant || !xv_ || !takes_nvfp4_acts(w) || w.cols != w.cols_pad ||
       w.cols_pad > xv_ld_)
     return {};
   return Nvfp4Acts{xv_, w.cols_pad, w.nvfp4_input_global};
