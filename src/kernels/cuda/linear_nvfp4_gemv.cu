@@ -20,7 +20,8 @@
 // earlier). With two quads 8 stages stay best (6: 10.67 ms against 9.84).
 //
 // Two quads of four consumer warps take alternate stages (one quad per CTA: 10.00 ms per H100
-// NVFP4 batch-1 step, two: 9.84). Within a quad each warp takes 16 rows of the stage. The warps'
+// NVFP4 batch-1 step, two: 9.84; three, later with producer-quantized activations: 9.38 where two
+// had given 9.14-9.22). Within a quad each warp takes 16 rows of the stage. The warps'
 // fragments are exactly the decode kernel's (compute_group in linear_smallm_math.cuh):
 //  * row pair (g, g+8);
 //  * code units tq and tq+4 of each row;
