@@ -356,7 +356,20 @@ void with_wg_instance(int ntok, int stages, Fn&& fn) {
                   " stages");
 }
 
-int stages_of() { return g_tuning.stages > 0 ? g_tuning.stages : 4; }
+// GDN_FP8_WGMMA_STAGES (4, 6 or 8) and GDN_FP8_WGMMA_CTAS10 (CTAs per SM × 10 the K split aims
+// for) override the defaults below, for A/B runs. H100 FP8 steps at batch 1 / 8 / 64 (ms): 4 stages
+// and 1.9 CTAs per SM 11.24 / 12.69 / 22.84; 6 stages 11.52 / 13.03 / 23.65; 8 stages 11.40 /
+// 13.00 / 24.38; 3.9 CTAs per SM 11.52 / 12.74 / 23.37 — deeper rings, which helped the NVFP4 GEMV,
+// do not help here.
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e ? std::atoi(e) : fallback;
+}
+int stages_of() {
+  static const int env = env_int("GDN_FP8_WGMMA_STAGES", 4);
+  if (g_tuning.stages > 0) return g_tuning.stages;
+  return env == 6 || env == 8 ? env : 4;
+}
 
 int ntok_of(int M) { return M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64; }
 
@@ -422,7 +435,8 @@ Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
     // The fewest K splits giving ≥ 1.9 CTAs per SM: long CTAs amortize the ring's fill and the
     // split-K slots, ~2 per SM keep enough bytes in flight (H100 sweep: gate|up and in_proj best
     // unsplit, down_proj 4 splits, k|v_proj 8).
-    const int64_t want = (19 * int64_t(device_info().sm_count) + 9) / 10;
+    static const int ctas10 = std::max(1, env_int("GDN_FP8_WGMMA_CTAS10", 19));
+    const int64_t want = (ctas10 * int64_t(device_info().sm_count) + 9) / 10;
     pl.ksplit = int(std::clamp<int64_t>((want + pl.rtiles - 1) / pl.rtiles, 1, smax));
   }
   pl.blocks = pl.rtiles * pl.ksplit;
