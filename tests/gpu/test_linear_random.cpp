@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "gpu_test_util.h"
 
@@ -51,6 +52,24 @@ void check_weight(const HostLinear& h, const std::vector<int64_t>& ms, uint64_t 
                 layout_name(h.layout), what.c_str(), (long long)N, (long long)K,
                 path == cuda::LinearPath::SmallM ? "small" : "large", worst.worst_row_rel,
                 worst.max_ref > 0 ? worst.max_abs / worst.max_ref : 0.0);
+  }
+}
+
+// Runs the model's small-M path twice at every M in `ms` on one upload: the outputs must be
+// bit-identical (split-K and stream-K partials are summed in a fixed order, never with atomics).
+void expect_repeats_bitwise(const HostLinear& h, const std::vector<int64_t>& ms, uint64_t seed) {
+  const int64_t N = h.ref.rows, K = h.ref.cols, mmax = *std::max_element(ms.begin(), ms.end());
+  const std::vector<uint16_t> xh = make_x(mmax, K, seed);
+  GpuCtx g(cuda::device_bytes_for(h.ref) + size_t(mmax * K * 2 + mmax * N * 4) + (size_t(256) << 20));
+  const cuda::DeviceLinear dw = cuda::upload_linear(h.ref, g.arena, g.stream);
+  const cuda::LinearWorkspace ws = make_workspace(g, dw, mmax);
+  auto* dx = g.arena.allocate_n<__nv_bfloat16>(size_t(mmax * K));
+  auto* dy = g.arena.allocate_n<float>(size_t(mmax * N));
+  GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
+  for (int64_t M : ms) {
+    const auto a = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
+    const auto b = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << layout_name(h.layout) << " M=" << M;
   }
 }
 
@@ -185,19 +204,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, LinearBf16Out,
 
 // Split-K and the last-CTA reduction are deterministic: the same call twice gives identical bits.
 TEST(LinearDeterminism, SplitKRepeatsBitwise) {
-  const auto h = make_linear(Layout::Fp8BlkA8, 1024, 5120, 9);
-  const std::vector<uint16_t> xh = make_x(16, 5120, 10);
-  GpuCtx g(size_t(512) << 20);
-  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  const cuda::LinearWorkspace ws = make_workspace(g, dw, 16);
-  auto* dx = g.arena.allocate_n<__nv_bfloat16>(16 * 5120);
-  auto* dy = g.arena.allocate_n<float>(16 * 1024);
-  GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
-  for (int64_t M : {1, 16}) {
-    const auto a = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
-    const auto b = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "M=" << M;
-  }
+  expect_repeats_bitwise(*make_linear(Layout::Fp8BlkA8, 1024, 5120, 9), {1, 16}, 10);
 }
 
 // The NVFP4 GEMV (1-3 tokens, weights of ≥ 4096 rows): row tails inside a 64-row tile, short K
@@ -211,19 +218,7 @@ TEST_P(Nvfp4Gemv, RowTailsShortKDeterministic) {
     const auto h = make_linear(GetParam(), s.N, s.K, seed++);
     check_weight(*h, {1, 2, 3}, seed++, s.name);
   }
-  const auto h = make_linear(GetParam(), 4128, 1280, seed++);
-  const std::vector<uint16_t> xh = make_x(3, 1280, seed++);
-  GpuCtx g(size_t(256) << 20);
-  const cuda::DeviceLinear dw = cuda::upload_linear(h->ref, g.arena, g.stream);
-  const cuda::LinearWorkspace ws = make_workspace(g, dw, 3);
-  auto* dx = g.arena.allocate_n<__nv_bfloat16>(3 * 1280);
-  auto* dy = g.arena.allocate_n<float>(3 * 4128);
-  GDN_CUDA_CHECK(cudaMemcpyAsync(dx, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice, g.stream));
-  for (int64_t M : {1, 3}) {
-    const auto a = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
-    const auto b = gpu_linear(g, dw, dx, M, dy, ws, cuda::LinearPath::SmallM);
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "M=" << M;
-  }
+  expect_repeats_bitwise(*make_linear(GetParam(), 4128, 1280, seed), {1, 3}, seed + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, Nvfp4Gemv, ::testing::Values(Layout::Nvfp4A4, Layout::Nvfp4W4A16),

@@ -71,7 +71,7 @@ for set in ${GDN_MUTATION_SETS:-scale act}; do
       run_case gemv_unchanged $F "" "$T" pass
       run_case gemv_no_swizzle $F 's/const uint32_t u0 = uint32_t(tq ^ pr) << 4/const uint32_t u0 = uint32_t(tq) << 4/' "$T" fail
       run_case gemv_scale_of_row_a $F 's/rb_row \* 16 + 4 \* tq/ra_row * 16 + 4 * tq/' "$T" fail
-      run_case gemv_split_slot $F 's/(seg == i0 ? 0 : 1)) \* kAcc/(0)) * kAcc/' "$T" fail
+      run_case gemv_split_slot src/kernels/cuda/wgmma_ptx.cuh 's/(seg == i0 ? 0 : 1)) \* NR/(0)) * NR/' "$T" fail
       run_case gemv_token_row $F 's/(gq < p.M ? gq : 0) \* 128/0 * 128/' "$T" fail
       ;;
     attn)

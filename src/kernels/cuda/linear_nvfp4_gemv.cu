@@ -73,28 +73,12 @@ static_assert(kConsumers == kWgConsumers, "split-K finish and the named barrier 
 // Both quads (bar 2): quad 1 has left its half of a segment's sum in shared memory.
 __device__ __forceinline__ void quads_bar() { asm volatile("bar.sync 2, %0;" ::"n"(kQuads * kConsumers) : "memory"); }
 
-__device__ __forceinline__ uint4 lds128(uint32_t a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint32_t lds32(uint32_t a) {
-  uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
-  return v;
-}
-
-// Stream-K range of CTA c over the flattened (row tile, K group) iterations: [c·I/G, (c+1)·I/G).
-__device__ __forceinline__ int64_t sk_start(int64_t c, int64_t I, int64_t G) { return c * I / G; }
-__device__ __forceinline__ int64_t sk_owner(int64_t i, int64_t I, int64_t G) { return ((i + 1) * G - 1) / I; }
-
 template <int kStages>
 __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_constant__ CUtensorMap cmap,
                                                               const __grid_constant__ CUtensorMap smap,
                                                               const __grid_constant__ CUtensorMap xmap,
                                                               const SmallMParams p) {
   extern __shared__ uint8_t smem_raw[];
-  __shared__ int last_flag;
   const uint32_t code0 = (smem_u32(smem_raw) + 1023) & ~1023u;  // SW128 atoms are 1024-byte aligned
   const uint32_t scale0 = code0 + kStages * kCodeBytes, x0 = scale0 + kStages * kScaleBytes;
   const uint32_t bar0 = x0 + kStages * kXStage;
@@ -214,36 +198,8 @@ __global__ void __launch_bounds__(kThreads) nvfp4_gemv_kernel(const __grid_const
     quads_bar();
 #pragma unroll
     for (int e = 0; e < kAcc; ++e) v[e] += handoff[nseg & 1][e][tid];
-    // The whole tile → y; else a partial, summed by the last contributor in contributor order
-    // (deterministic, no atomics on y), which resets the counter.
-    bool store = true;
-    if (!(seg == t0 && seg_end == t0 + p.KG)) {
-      float* mine = p.partial + (int64_t(blockIdx.x) * 2 + (seg == i0 ? 0 : 1)) * kAcc * kConsumers;
-#pragma unroll
-      for (int e = 0; e < kAcc; ++e) mine[e * kConsumers + tid] = v[e];
-      // One fence per CTA, not per thread: the barrier orders every consumer's stores before thread
-      // 0's fence, which is cumulative (release before the counter, acquire after it).
-      wg_consumer_bar();
-      const int64_t wf = sk_owner(t0, I, G), wl = sk_owner(t0 + p.KG - 1, I, G);
-      if (tid == 0) {
-        __threadfence();
-        last_flag = atomicAdd(p.counters + tile, 1) == int(wl - wf);
-        __threadfence();
-      }
-      wg_consumer_bar();
-      store = last_flag;
-      if (store) {
-#pragma unroll
-        for (int e = 0; e < kAcc; ++e) v[e] = 0.f;
-        for (int64_t c = wf; c <= wl; ++c) {
-          const float* src = p.partial + (c * 2 + (sk_start(c, I, G) >= t0 ? 0 : 1)) * kAcc * kConsumers;
-#pragma unroll
-          for (int e = 0; e < kAcc; ++e) v[e] += __ldcg(src + e * kConsumers + tid);
-        }
-        if (tid == 0) p.counters[tile] = 0;
-      }
-      wg_consumer_bar();  // last_flag is read before the next segment's atomic may overwrite it
-    }
+    // The whole tile → y; else a partial (see sk_segment_finish).
+    const bool store = sk_segment_finish<kAcc>(p, v, tid, tile, t0, seg, seg_end, i0, I, G);
     if (store) {
 #pragma unroll
       for (int e = 0; e < kAcc; ++e) {

@@ -62,16 +62,6 @@ template <int NTOK>
 constexpr size_t kSmemBytes = size_t(kWStages) * kWBytes + size_t(kActStages<NTOK>) * kXBytes<NTOK> +
                               size_t(kRawStages) * (kCodeBytes + kScaleBytes) + 8 * kBarriers<NTOK> + 1024;
 
-__device__ __forceinline__ uint4 lds128(uint32_t a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint32_t lds32(uint32_t a) {
-  uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
-  return v;
-}
 __device__ __forceinline__ void sts128(uint32_t a, uint32_t x, uint32_t y, uint32_t z, uint32_t w) {
   asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(a), "r"(x), "r"(y), "r"(z), "r"(w) : "memory");
 }
@@ -88,10 +78,6 @@ __device__ __forceinline__ uint4 decode_word(uint32_t w, __nv_bfloat162 s) {
                     bf16x2_bits(__hmul2(bits_bf16x2(raw[2]), s)), bf16x2_bits(__hmul2(bits_bf16x2(raw[3]), s)));
 }
 
-// Stream-K range of CTA c over the flattened (row tile, K group) iterations: [c·I/G, (c+1)·I/G).
-__device__ __forceinline__ int64_t sk_start(int64_t c, int64_t I, int64_t G) { return c * I / G; }
-__device__ __forceinline__ int64_t sk_owner(int64_t i, int64_t I, int64_t G) { return ((i + 1) * G - 1) / I; }
-
 template <int NTOK>
 __global__ void __launch_bounds__(kThreads) nvfp4_wgmma_kernel(const __grid_constant__ CUtensorMap cmap,
                                                                const __grid_constant__ CUtensorMap smap,
@@ -99,7 +85,6 @@ __global__ void __launch_bounds__(kThreads) nvfp4_wgmma_kernel(const __grid_cons
                                                                const SmallMParams p) {
   constexpr int NR = NTOK / 2, XB = kXBytes<NTOK>, AS = kActStages<NTOK>, kStages = kWStages;
   extern __shared__ uint8_t smem_raw[];
-  __shared__ int last_flag;
   // [kStages] decoded weight tiles, [AS] activation tiles, [kRawStages] codes (all 1024-aligned),
   // [kRawStages] scales, barriers.
   const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
@@ -242,32 +227,8 @@ __global__ void __launch_bounds__(kThreads) nvfp4_wgmma_kernel(const __grid_cons
     float v[NR];
 #pragma unroll
     for (int e = 0; e < NR; ++e) v[e] = acc[e];
-    // The whole tile → y; else a partial, summed by the last contributor in contributor order
-    // (deterministic, no atomics on y), which resets the counter.
-    bool store = true;
-    if (!(seg == t0 && seg_end == t0 + p.KG)) {
-      float* mine = p.partial + (int64_t(blockIdx.x) * 2 + (seg == i0 ? 0 : 1)) * NR * kWgConsumers;
-#pragma unroll
-      for (int e = 0; e < NR; ++e) mine[e * kWgConsumers + tid] = v[e];
-      __threadfence();
-      wg_consumer_bar();
-      const int64_t wf = sk_owner(t0, I, G), wl = sk_owner(t0 + p.KG - 1, I, G);
-      if (tid == 0) last_flag = atomicAdd(p.counters + tile, 1) == int(wl - wf);
-      wg_consumer_bar();
-      store = last_flag;
-      if (store) {
-        __threadfence();
-#pragma unroll
-        for (int e = 0; e < NR; ++e) v[e] = 0.f;
-        for (int64_t c = wf; c <= wl; ++c) {
-          const float* src = p.partial + (c * 2 + (sk_start(c, I, G) >= t0 ? 0 : 1)) * NR * kWgConsumers;
-#pragma unroll
-          for (int e = 0; e < NR; ++e) v[e] += __ldcg(src + e * kWgConsumers + tid);
-        }
-        if (tid == 0) p.counters[tile] = 0;
-      }
-      wg_consumer_bar();  // last_flag is read before the next segment's atomic may overwrite it
-    }
+    // The whole tile → y; else a partial (see sk_segment_finish).
+    const bool store = sk_segment_finish<NR>(p, v, tid, tile, t0, seg, seg_end, i0, I, G);
     if (store) {
       const int row0 = tile * kWgRows;
 #pragma unroll

@@ -1,6 +1,7 @@
 // Hopper building blocks shared by the wgmma kernels (linear_wgmma.cu: FP8, linear_nvfp4_wgmma.cu:
 // NVFP4, attention_prefill_wgmma.cu): mbarriers, TMA tile loads, SW128 shared-memory descriptors,
-// BF16 wgmma, wgmma fences, the accumulator fragment layout, and the deterministic split-K finish.
+// BF16 wgmma, wgmma fences, the accumulator fragment layout, and the deterministic split-K and
+// stream-K finishes.
 #pragma once
 
 #include <cuda.h>
@@ -180,6 +181,63 @@ __device__ __forceinline__ bool wg_split_k_finish(const SmallMParams& p, float (
   }
   if (tid == 0) p.counters[tile] = 0;
   return true;
+}
+
+// Shared-memory loads at a 32-bit shared address (the stream-K NVFP4 kernels' register decode).
+__device__ __forceinline__ uint4 lds128(uint32_t a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint32_t lds32(uint32_t a) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+  return v;
+}
+
+// Stream-K (linear_nvfp4_wgmma.cu, linear_nvfp4_gemv.cu): the grid's G CTAs split the I flattened
+// (row tile, K group) iterations; CTA c takes [c·I/G, (c+1)·I/G), and iteration i belongs to
+// sk_owner(i).
+__device__ __forceinline__ int64_t sk_start(int64_t c, int64_t I, int64_t G) { return c * I / G; }
+__device__ __forceinline__ int64_t sk_owner(int64_t i, int64_t I, int64_t G) { return ((i + 1) * G - 1) / I; }
+
+// End of one stream-K segment [seg, seg_end) of row tile `tile` (iterations t0 = tile·KG .. t0 + KG),
+// for the 128 consumer threads (tid 0..127) holding its accumulators v. Returns true when this CTA must store v: the
+// segment covered the whole tile, or it was the tile's last contributor, which has summed every
+// contributor's partial in CTA order (deterministic, no atomics on y) and reset the tile's counter.
+// A CTA holds at most two segments that are partial (its first and its last), so its partials go to
+// slot 2·blockIdx.x (the segment starting at its first iteration i0) or 2·blockIdx.x + 1.
+// One fence per CTA, not per thread: the barrier orders every consumer's stores before thread 0's
+// fence, which is cumulative (release before the counter, acquire after it).
+template <int NR>
+__device__ __forceinline__ bool sk_segment_finish(const SmallMParams& p, float (&v)[NR], int tid, int tile, int64_t t0,
+                                                  int64_t seg, int64_t seg_end, int64_t i0, int64_t I, int64_t G) {
+  if (seg == t0 && seg_end == t0 + p.KG) return true;
+  __shared__ int last_flag;
+  float* mine = p.partial + (int64_t(blockIdx.x) * 2 + (seg == i0 ? 0 : 1)) * NR * kWgConsumers;
+#pragma unroll
+  for (int e = 0; e < NR; ++e) mine[e * kWgConsumers + tid] = v[e];
+  wg_consumer_bar();
+  const int64_t wf = sk_owner(t0, I, G), wl = sk_owner(t0 + p.KG - 1, I, G);
+  if (tid == 0) {
+    __threadfence();
+    last_flag = atomicAdd(p.counters + tile, 1) == int(wl - wf);
+    __threadfence();
+  }
+  wg_consumer_bar();
+  const bool last = last_flag;
+  if (last) {
+#pragma unroll
+    for (int e = 0; e < NR; ++e) v[e] = 0.f;
+    for (int64_t c = wf; c <= wl; ++c) {
+      const float* src = p.partial + (c * 2 + (sk_start(c, I, G) >= t0 ? 0 : 1)) * NR * kWgConsumers;
+#pragma unroll
+      for (int e = 0; e < NR; ++e) v[e] += __ldcg(src + e * kWgConsumers + tid);
+    }
+    if (tid == 0) p.counters[tile] = 0;
+  }
+  wg_consumer_bar();  // last_flag is read before the next segment's atomic may overwrite it
+  return last;
 }
 
 // Host: 2-D byte tensor [rows][cols] (row stride ld bytes) read in boxes of [box_rows][box_cols
