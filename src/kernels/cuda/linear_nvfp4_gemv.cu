@@ -286,13 +286,12 @@ void launch_nvfp4_gemv(const DeviceLinear& w, const SmallMParams& p_in, cudaStre
   p.KG = pl.KG;
   p.rtiles = pl.rtiles;
   p.ksplit = 0;
-  const int64_t code_ld = w.cols_pad / 2, scale_ld = w.cols_pad / 16;
-  const CUtensorMap cm = make_tma_map(w.weight, w.rows_pad, code_ld, code_ld, kWgRows, 128, true);
-  const CUtensorMap sm = make_tma_map(w.block_scales, w.rows_pad, scale_ld, scale_ld, kWgRows, 16, false);
+  const Nvfp4WeightMaps wm = nvfp4_weight_maps(w);
   const CUtensorMap xm = make_tma_map(p.x, p.M, w.cols_pad * 2, p.ldx * 2, p.M, 128, false);
   with_stages([&](auto st) {
     constexpr int S = decltype(st)::value;
-    launch_pdl(nvfp4_gemv_kernel<S>, dim3(unsigned(pl.blocks)), dim3(kThreads), kSmemBytes<S>, s, pdl, cm, sm, xm, p);
+    launch_pdl(nvfp4_gemv_kernel<S>, dim3(unsigned(pl.blocks)), dim3(kThreads), kSmemBytes<S>, s, pdl, wm.codes,
+               wm.scales, xm, p);
   });
 }
 

@@ -327,11 +327,9 @@ void launch_nvfp4_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStr
   p.KG = pl.KG;
   p.rtiles = pl.rtiles;
   p.ksplit = 0;
-  const int64_t code_ld = w.cols_pad / 2, scale_ld = w.cols_pad / 16;
-  const CUtensorMap cm = make_tma_map(w.weight, w.rows_pad, code_ld, code_ld, kWgRows, 128, true);
-  const CUtensorMap sm = make_tma_map(w.block_scales, w.rows_pad, scale_ld, scale_ld, kWgRows, 16, false);
+  const Nvfp4WeightMaps wm = nvfp4_weight_maps(w);
   const CUtensorMap xm = make_tma_map(p.x, p.M, w.cols_pad * 2, p.ldx * 2, pl.ntok, 128, true);
-  with_nv_instance(pl.ntok, [&](auto inst) { decltype(inst)::launch(pl.blocks, cm, sm, xm, p, s, pdl); });
+  with_nv_instance(pl.ntok, [&](auto inst) { decltype(inst)::launch(pl.blocks, wm.codes, wm.scales, xm, p, s, pdl); });
 }
 
 }  // namespace gdn::cuda::detail

@@ -397,6 +397,12 @@ CUtensorMap make_tma_map(const void* ptr, int64_t rows, int64_t cols, int64_t ld
   return m;
 }
 
+Nvfp4WeightMaps nvfp4_weight_maps(const DeviceLinear& w) {
+  const int64_t code_ld = w.cols_pad / 2, scale_ld = w.cols_pad / 16;
+  return {make_tma_map(w.weight, w.rows_pad, code_ld, code_ld, kWgRows, 128, true),
+          make_tma_map(w.block_scales, w.rows_pad, scale_ld, scale_ld, kWgRows, 16, false)};
+}
+
 void set_fp8_wgmma_tuning(const Fp8WgmmaTuning& t) { g_tuning = t; }
 void set_fp8_wgmma_mode(int mode) { g_mode = mode; }
 

@@ -244,5 +244,12 @@ __device__ __forceinline__ bool sk_segment_finish(const SmallMParams& p, float (
 // bytes], with the 128-byte swizzle (box_cols = 128) or none; rows past `rows` read as zeros.
 CUtensorMap make_tma_map(const void* ptr, int64_t rows, int64_t cols, int64_t ld, int box_rows, int box_cols,
                          bool swizzle128);
+// Host: an NVFP4 weight's TMA maps for the stream-K kernels: codes [rows_pad][cols_pad / 2] in
+// [64 rows × 128 B] boxes with the 128-byte swizzle, block scales [rows_pad][cols_pad / 16] in
+// [64 × 16 B] boxes.
+struct Nvfp4WeightMaps {
+  CUtensorMap codes, scales;
+};
+Nvfp4WeightMaps nvfp4_weight_maps(const DeviceLinear& w);
 
 }  // namespace gdn::cuda::detail
