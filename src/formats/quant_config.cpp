@@ -1,9 +1,9 @@
 #include "formats/quant_config.h"
 
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "core/error.h"
+#include "formats/module_regex.h"
 
 namespace gdn {
 
@@ -46,12 +46,7 @@ std::string scheme_label(const LinearScheme& s) {
 
 bool ct_matches(const std::string& pattern, const std::string& name) {
   if (pattern.rfind("re:", 0) != 0) return pattern == name;
-  try {
-    // Python re.match: anchored at the start only.
-    return std::regex_search(name, std::regex(pattern.substr(3)), std::regex_constants::match_continuous);
-  } catch (const std::regex_error&) {
-    fail_input("ignore/target pattern '{}' is not a valid regular expression", pattern);
-  }
+  return ModuleRegex(std::string_view(pattern).substr(3), "ignore/target").match_start(name);
 }
 
 bool glob_matches(const std::string& p, const std::string& s) {
@@ -192,6 +187,7 @@ QuantConfig QuantConfig::parse(const json* qc, const json* hf, const std::string
       fail_input("{}: compressed-tensors quantization_status '{}' is not supported (expected \"compressed\")", where,
                  status);
     c.excludes_ = string_list(*qc, "ignore", where);
+    for (size_t i = 0; i < c.excludes_.size(); ++i) c.compile_if_regex(c.excludes_[i], where + ": ignore[" + std::to_string(i) + "]");
     auto groups = qc->find("config_groups");
     if (groups == qc->end() || !groups->is_object() || groups->empty())
       fail_input("{}: compressed-tensors quantization_config needs a non-empty 'config_groups' object", where);
@@ -207,6 +203,8 @@ QuantConfig QuantConfig::parse(const json* qc, const json* hf, const std::string
       if (w == g->end() || !w->is_object()) fail_input("{}: missing object field 'weights'", gw);
       Group grp;
       grp.targets = string_list(*g, "targets", gw);
+      for (size_t i = 0; i < grp.targets.size(); ++i)
+        c.compile_if_regex(grp.targets[i], gw + ".targets[" + std::to_string(i) + "]");
       grp.scheme.weight = ct_weight_format(*w, format, gw);
       auto a = g->find("input_activations");
       grp.scheme.act = ct_act_quant(a == g->end() ? nullptr : &*a, grp.scheme.weight, gw);
@@ -286,11 +284,25 @@ std::string QuantConfig::layout_name() const {
   return "?";
 }
 
+void QuantConfig::compile_if_regex(const std::string& pattern, const std::string& where) {
+  if (pattern.rfind("re:", 0) != 0) return;
+  for (const ModuleRegex& r : regexes_)
+    if (r.pattern() == std::string_view(pattern).substr(3)) return;
+  regexes_.emplace_back(std::string_view(pattern).substr(3), where);
+}
+
+bool QuantConfig::ct_match(const std::string& pattern, const std::string& name) const {
+  if (pattern.rfind("re:", 0) != 0) return pattern == name;
+  for (const ModuleRegex& r : regexes_)
+    if (r.pattern() == std::string_view(pattern).substr(3)) return r.match_start(name);
+  return ct_matches(pattern, name);  // not seen at parse (not reached: every pattern is compiled there)
+}
+
 bool QuantConfig::excluded(const std::string& name) const {
   for (const auto& e : excludes_) {
     switch (method_) {
       case QuantMethod::CompressedTensors:
-        if (ct_matches(e, name)) return true;
+        if (ct_match(e, name)) return true;
         break;
       case QuantMethod::Fp8Block:
         if (fp8_skip_matches(e, name)) return true;
@@ -325,7 +337,7 @@ LinearScheme QuantConfig::scheme_for(const std::string& name, bool vocab) const 
         for (const auto& g : groups_)
           for (const auto& t : g.targets) {
             const bool is_re = t.rfind("re:", 0) == 0, is_class = t == "Linear";
-            if ((pass == 0 && !is_re && !is_class && t == name) || (pass == 1 && is_re && ct_matches(t, name)) ||
+            if ((pass == 0 && !is_re && !is_class && t == name) || (pass == 1 && is_re && ct_match(t, name)) ||
                 (pass == 2 && is_class))
               return g.scheme;
           }

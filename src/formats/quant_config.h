@@ -10,9 +10,11 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "core/quant_types.h"
 #include <string>
 #include <vector>
+
+#include "core/quant_types.h"
+#include "formats/module_regex.h"
 
 namespace gdn {
 
@@ -44,7 +46,13 @@ class QuantConfig {
     std::vector<std::string> targets;
     LinearScheme scheme;
   };
+  // Compressed-tensors "re:" patterns, compiled once while the config is read (so that a bad one
+  // is reported there, naming its field).
+  void compile_if_regex(const std::string& pattern, const std::string& where);
+  bool ct_match(const std::string& pattern, const std::string& name) const;
+
   QuantMethod method_ = QuantMethod::None;
+  std::vector<ModuleRegex> regexes_;
   std::vector<std::string> excludes_;
   std::vector<Group> groups_;
   LinearScheme default_scheme_;  // fp8 / modelopt: every non-excluded Linear
@@ -53,7 +61,7 @@ class QuantConfig {
 };
 
 // Pattern helpers (exposed for tests).
-bool ct_matches(const std::string& pattern, const std::string& name);        // exact or "re:" anchored at start
+bool ct_matches(const std::string& pattern, const std::string& name);        // exact or "re:" anchored at start (PCRE2)
 bool glob_matches(const std::string& pattern, const std::string& name);      // fnmatch: * ? [..], * crosses dots
 bool fp8_skip_matches(const std::string& pattern, const std::string& name);  // exact, dot-prefix or suffix
 

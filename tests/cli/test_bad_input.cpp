@@ -285,6 +285,21 @@ TEST(BadInputConfig, UnknownModelType) {
   expect_input_error(inspect_args(d), {"config.json", "'llama'"});
 }
 
+// A compressed-tensors "re:" pattern is code from the checkpoint: one nested 5,000 deep (which
+// overflowed std::regex's recursive compiler) and one that backtracks exponentially on a module
+// name must each be one clear error naming the field, not a crash or a hang.
+TEST(BadInputConfig, HostileIgnoreRegex) {
+  TempDir d;
+  copy_fixture("quant/ct-fp8-dynamic", d);
+  auto j = nlohmann::json::parse(read_bytes(d / "config.json"));
+  j["quantization_config"]["ignore"] = {"lm_head", "re:" + std::string(5000, '(') + "x" + std::string(5000, ')')};
+  write_text(d / "config.json", j.dump());
+  expect_input_error(inspect_args(d), {"config.json", "ignore[1]", "not a valid regular expression"});
+  j["quantization_config"]["ignore"] = {"lm_head", "re:(.*.*)*\\d\\d\\d\\d$"};
+  write_text(d / "config.json", j.dump());
+  expect_input_error(logits_args(d), {"config.json", "ignore[1]", "within its limits"});
+}
+
 TEST(BadInputConfig, NotJson) {
   TempDir d;
   copy_fixture(kBf16, d);

@@ -21,6 +21,38 @@ TEST(QuantConfigMatching, CompressedTensorsExactAndAnchoredRegex) {
   EXPECT_THROW(ct_matches("re:([", "x"), InputError);
 }
 
+// The "re:" patterns come from an untrusted config.json: a pathological one is an InputError that
+// names the field, never a stack overflow or a hang (std::regex, used before, did both; found by
+// fuzz/fuzz_config.cpp).
+TEST(QuantConfigMatching, HostileRegexIsAnInputErrorNamingTheField) {
+  const std::string deep = "re:" + std::string(20000, '(') + "a" + std::string(20000, ')');
+  EXPECT_THROW(ct_matches(deep, "a"), InputError);
+  const std::string slow = "re:(.*.*)*\\d\\d\\d\\d$";  // exponential backtracking, no literal to rule it out
+  EXPECT_THROW(ct_matches(slow, "model.language_model.layers.10.linear_attn.in_proj_qkv"), InputError);
+  EXPECT_TRUE(ct_matches("re:" + std::string(40, '(') + "a" + std::string(40, ')'), "ab"));  // modest nesting is fine
+
+  json qc = json::parse(R"({"quant_method": "compressed-tensors", "format": "float-quantized",
+    "ignore": ["lm_head", "re:.*visual.*"],
+    "config_groups": {"group_0": {"targets": ["Linear"],
+      "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "dynamic": false},
+      "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": true}}}})");
+  qc["ignore"][1] = deep;
+  try {
+    QuantConfig::parse(&qc, nullptr, "config.json");
+    ADD_FAILURE() << "a 20,000-deep pattern was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json: ignore[1]"), std::string::npos) << e.what();
+  }
+  qc["ignore"][1] = slow;
+  const auto c = QuantConfig::parse(&qc, nullptr, "config.json");  // compiles; matching is bounded
+  try {
+    c.scheme_for("model.language_model.layers.10.linear_attn.in_proj_qkv");
+    ADD_FAILURE() << "the catastrophic pattern matched without hitting its limit";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("within its limits"), std::string::npos) << e.what();
+  }
+}
+
 TEST(QuantConfigMatching, ModelOptGlobs) {
   EXPECT_TRUE(glob_matches("model.visual*", "model.visual.blocks.0.attn.qkv"));
   EXPECT_TRUE(glob_matches("*lm_head*", "lm_head"));
