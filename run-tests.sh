@@ -20,7 +20,9 @@ if command -v clang++ >/dev/null; then
     [ -x "$f" ] || continue
     name=$(basename "$f" | sed 's/^fuzz_//')
     corpus=$(mktemp -d)
-    cp -r fuzz/corpus/"${name%%_*}"/. "$corpus"/ 2>/dev/null || true
+    seeds=fuzz/corpus/$name
+    [ -d "$seeds" ] || seeds=fuzz/corpus/${name%%_*}  # e.g. safetensors_header → safetensors
+    cp -r "$seeds"/. "$corpus"/ 2>/dev/null || true
     echo "fuzzing $(basename "$f") for 20 s"
     "$f" -max_total_time=20 -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
     rm -rf "$corpus"

@@ -150,6 +150,12 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& file) : cache
     vocab_.emplace(it.key(), id);
     max_id = std::max(max_id, id);
   }
+  // Id → token tables here and in the decoder are dense, so ids must be too (tokenizers writes
+  // 0..N-1). A few gaps are fine; a file whose largest id is far past its size (fuzzing found
+  // id 2,000,000,000 in a 300-token vocabulary: 16 GB of tables) is rejected.
+  if (int64_t(max_id) >= 2 * int64_t(vocab->size()) + 1024)
+    fail_input("{}: model.vocab ids are too sparse: the largest is {} for {} tokens (expected ids 0 to {})", file,
+               max_id, vocab->size(), vocab->size() - 1);
   id_to_token_.assign(size_t(max_id + 1), nullptr);
   for (const auto& [tok, id] : vocab_) id_to_token_[size_t(id)] = &tok;
 

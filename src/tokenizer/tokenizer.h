@@ -7,7 +7,8 @@
 //   pre_tokenizer  Split(Regex|String, behavior Isolated, invert false), ByteLevel(add_prefix_space,
 //                  use_regex), or a Sequence of them with ByteLevel last
 //   model          BPE (vocab, merges as "a b" strings or [a, b] pairs, ignore_merges, unk_token,
-//                  fuse_unk; no dropout, subword prefix/suffix or byte_fallback)
+//                  fuse_unk; no dropout, subword prefix/suffix or byte_fallback; vocab ids dense:
+//                  the largest below 2·size + 1024)
 //   decoder        null | ByteLevel
 //   added_tokens   special and non-special, with lstrip, rstrip, single_word, normalized
 //   post_processor ignored: encode() never adds special tokens (add_special_tokens = false)

@@ -246,6 +246,9 @@ TEST(TokenizerLoad, MalformedFiles) {
       {"model type", with([](json& j) { j["model"]["type"] = "WordPiece"; }), {"model.type", "WordPiece"}},
       {"no vocab", with([](json& j) { j["model"].erase("vocab"); }), {"model.vocab"}},
       {"vocab id", with([](json& j) { j["model"]["vocab"]["he"] = "x"; }), {"model.vocab[\"he\"]"}},
+      // Dense id tables: an id far past the vocabulary's size would cost gigabytes (found by fuzzing).
+      {"sparse ids", with([](json& j) { j["model"]["vocab"]["zz"] = 2000000000; }),
+       {"model.vocab", "too sparse", "2000000000"}},
       {"no merges", with([](json& j) { j["model"].erase("merges"); }), {"model.merges"}},
       {"merge unknown", with([](json& j) { j["model"]["merges"][1] = json::array({"l", "zz"}); }),
        {"model.merges[1]", "'zz'"}},
