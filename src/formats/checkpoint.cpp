@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 
 namespace gdn {
 
@@ -52,6 +53,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
   if (fs::exists(index, ec)) {
     auto j = nlohmann::json::parse(read_text_file(index.string()), nullptr, false);
     if (j.is_discarded() || !j.is_object()) fail_input("{}: not valid JSON", index.string());
+    check_json_depth(j, index.string());
     auto wm = j.find("weight_map");
     if (wm == j.end() || !wm->is_object()) fail_input("{}: missing object field 'weight_map'", index.string());
     for (auto it = wm->begin(); it != wm->end(); ++it) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 
 namespace gdn {
 
@@ -102,6 +103,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, con
   const char* begin = reinterpret_cast<const char*>(data + 8);
   auto j = nlohmann::json::parse(begin, begin + n, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail_input("{}: safetensors header is not valid JSON", path);
+  check_json_depth(j, path + ": safetensors header");
   if (!j.is_object()) fail_input("{}: safetensors header is not a JSON object", path);
 
   SafetensorsHeader h;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "formats/checkpoint.h"
 
 namespace gdn {
@@ -84,6 +85,7 @@ std::vector<int32_t> token_ids(const Fields& f, const char* key) {
 json parse_json(const std::string& text, const std::string& where) {
   auto j = json::parse(text, nullptr, false);
   if (j.is_discarded()) fail_input("{}: not valid JSON", where);
+  check_json_depth(j, where);
   if (!j.is_object()) fail_input("{}: expected a JSON object", where);
   return j;
 }

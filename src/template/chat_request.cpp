@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json_depth.h"
 #include "template/unicode.h"
 
 namespace gdn {
@@ -48,7 +49,9 @@ void normalise_assistant(ojson& m, size_t index) {
       fn["arguments"] = ojson::object();
     } else if (fn["arguments"].is_string()) {
       try {
-        fn["arguments"] = ojson::parse(fn["arguments"].get<std::string>());
+        ojson args = ojson::parse(fn["arguments"].get<std::string>());
+        check_json_depth(args, where + ".function.arguments");
+        fn["arguments"] = std::move(args);
       } catch (const ojson::parse_error& e) {
         throw InputError(where + ".function.arguments is not valid JSON: " + e.what());
       }
@@ -68,6 +71,7 @@ ojson read_json(const std::filesystem::path& p) {
   const std::string text = read_file(p);
   ojson j = ojson::parse(text, nullptr, false);
   if (j.is_discarded()) throw InputError(p.string() + ": not valid JSON");
+  check_json_depth(j, p.string());
   return j;
 }
 
@@ -75,6 +79,7 @@ ojson read_json(const std::filesystem::path& p) {
 
 ojson chat_template_context(const ojson& request, const SpecialTokens& specials) {
   if (!request.is_object()) throw InputError("request: the body must be a JSON object");
+  check_json_depth(request, "request");  // before anything copies it (copies recurse)
   if (!request.contains("messages") || !request["messages"].is_array())
     throw InputError("request: 'messages' must be an array");
   ojson messages = request["messages"];

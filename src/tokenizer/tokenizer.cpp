@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "tokenizer/added_vocab.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/regex.h"
@@ -241,6 +242,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json_string(std::string_view text, co
   } catch (const nlohmann::json::exception& e) {
     fail_input("{}: not valid JSON ({})", origin, e.what());
   }
+  check_json_depth(j, origin);
   auto impl = std::make_unique<Impl>();
   impl->file = origin;
   try {

@@ -300,6 +300,16 @@ TEST(BadInputConfig, HostileIgnoreRegex) {
   expect_input_error(logits_args(d), {"config.json", "ignore[1]", "within its limits"});
 }
 
+// A field nested 100,000 deep used to overflow the stack when its error message printed it.
+TEST(BadInputConfig, DeeplyNestedField) {
+  TempDir d;
+  copy_fixture(kBf16, d);
+  std::string text = nlohmann::json::parse(read_bytes(d / "config.json")).dump();
+  text.insert(1, "\"eos_token_id\": " + std::string(100000, '[') + std::string(100000, ']') + ", ");
+  write_text(d / "config.json", text);
+  expect_input_error(inspect_args(d), {"config.json", "nested deeper than 256 levels"});
+}
+
 TEST(BadInputConfig, NotJson) {
   TempDir d;
   copy_fixture(kBf16, d);

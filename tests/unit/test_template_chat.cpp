@@ -61,6 +61,32 @@ TEST(TemplateChat, ToolCallArgumentsAreParsedLikeVllm) {
                gdn::InputError);
 }
 
+// Requests are untrusted: JSON nested 100,000 deep (in the content, in a tool call's arguments
+// string, in the tools) is an InputError naming where, not a stack overflow in the copies the
+// rendering makes (found by fuzz/fuzz_chat_request.cpp). Nesting a real JSON schema needs is fine.
+TEST(TemplateChat, DeeplyNestedRequestIsAnInputError) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto expect_error = [](const std::string& body, const std::string& where) {
+    try {
+      gdn::chat_template_context(ojson::parse(body));
+      ADD_FAILURE() << "accepted: " << where;
+    } catch (const gdn::InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(where + ": JSON nested deeper than 256 levels"), std::string::npos)
+          << e.what();
+    }
+  };
+  expect_error(R"({"messages": [{"role": "user", "content": )" + deep + "}]}", "request");
+  expect_error(R"({"messages": [{"role": "user", "content": "hi"}], "tools": [)" + deep + "]}", "request");
+  const std::string args = ojson(R"({"a": )" + deep + "}").dump();  // a JSON string holding the deep object
+  expect_error(R"({"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": )" +
+                   args + "}}]}]}",
+               "request: messages[0].tool_calls[0].function.arguments");
+  const std::string schema = std::string(100, '[') + std::string(100, ']');
+  EXPECT_NO_THROW(gdn::render_chat_request(
+      gdn::ChatTemplate::compile("{{ tools | length }}"),
+      ojson::parse(R"({"messages": [{"role": "user", "content": "hi"}], "tools": [)" + schema + "]}")));
+}
+
 TEST(TemplateChat, ReasoningUnderBothNames) {
   const ojson ctx = gdn::chat_template_context(req(R"({"messages": [
       {"role": "assistant", "content": "a", "reasoning": "r1"},
