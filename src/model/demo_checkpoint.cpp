@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "formats/safetensors.h"
 
 namespace gdn {
@@ -108,6 +109,7 @@ nlohmann::ordered_json read_json(const fs::path& p) {
   if (!f) fail_input("{}: cannot read", p.string());
   auto j = nlohmann::ordered_json::parse(f, nullptr, false);
   if (j.is_discarded()) fail_input("{}: not valid JSON", p.string());
+  check_json_depth(j, p.string());
   return j;
 }
 
@@ -127,9 +129,13 @@ std::vector<int64_t> add_text_files(const fs::path& out, const DemoText& text) {
   if (ec) fail_input("{}: cannot copy the chat template: {}", text.chat_template_file, ec.message());
   std::vector<int64_t> eos;
   const auto t = read_json(tok);
+  const auto added = t.is_object() && t.contains("added_tokens") ? t["added_tokens"] : nlohmann::ordered_json::array();
+  if (!added.is_array()) fail_input("{}: added_tokens must be a list", tok.string());
   for (const char* name : {"<|im_end|>", "<|endoftext|>"})
-    for (const auto& a : t.value("added_tokens", nlohmann::ordered_json::array()))
-      if (a.value("content", "") == name) eos.push_back(a.value("id", int64_t(0)));
+    for (const auto& a : added)
+      if (a.is_object() && a.contains("content") && a["content"] == name && a.contains("id") &&
+          a["id"].is_number_integer())
+        eos.push_back(a["id"].get<int64_t>());
   return eos;
 }
 

@@ -166,7 +166,8 @@ ChatTemplate load_chat_template(const std::string& model_dir, const std::string&
       if (t.is_string()) return ChatTemplate::compile(t.get<std::string>(), name);
       if (t.is_array()) {  // [{"name": ..., "template": ...}]: transformers uses "default"
         for (const ojson& e : t)
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+          if (e.is_object() && e.contains("name") && e["name"] == "default" && e.contains("template") &&
+              e["template"].is_string())
             return ChatTemplate::compile(e["template"].get<std::string>(), name + "[default]");
         throw InputError(config.string() + ": chat_template lists several templates but none named \"default\"");
       }

@@ -157,6 +157,10 @@ TEST(TemplateChat, TemplateSources) {
   dir.write("tokenizer_config.json", R"({"chat_template": [{"name": "tool_use", "template": "T"}]})");
   fs::remove(dir.path / "chat_template.jinja");
   EXPECT_THROW(gdn::load_chat_template(dir.str()), gdn::InputError);  // a list without "default"
+  // Entries of other shapes are skipped, not a JSON type error escaping as an internal error.
+  dir.write("tokenizer_config.json", R"({"chat_template": [{"name": 5, "template": "T"}, 3,
+                                                          {"name": "default", "template": "D"}]})");
+  EXPECT_EQ(gdn::load_chat_template(dir.str()).render(ojson::object()), "D");
 }
 
 TEST(TemplateCli, RenderPrintsThePromptByteForByte) {
