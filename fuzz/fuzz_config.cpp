@@ -8,21 +8,16 @@
 // scheme of every Linear module name of the model (which runs the config's patterns), and must
 // hold the invariants the rest of the engine relies on.
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 
 #include "core/error.h"
+#include "fuzz_check.h"
 #include "model/config.h"
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    __builtin_trap();
-  }
-}
+using gdn::fuzz::check;
 
 // The module names the loader asks a scheme for (one layer of each kind, the vocab matrices, MTP).
 void use_config(const gdn::Qwen35Config& c) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "fuzz_check.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -28,12 +29,7 @@ namespace {
 
 std::unique_ptr<gdn::Tokenizer> g_tok;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    __builtin_trap();
-  }
-}
+using gdn::fuzz::check;
 
 void fuzz_encode(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -7,23 +7,18 @@
 // A file that loads is then used: a few fixed texts (ASCII, accents, an added token, invalid UTF-8)
 // are encoded and decoded, and the ids must be the tokenizer's own and the text valid UTF-8.
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.h"
+#include "fuzz_check.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    __builtin_trap();
-  }
-}
+using gdn::fuzz::check;
 
 void use_tokenizer(const gdn::Tokenizer& tok) {
   const std::string_view texts[] = {"hello world, 123 abc", "  héllo\n\nwörld\t<s>x", "<think>ab</think>",
