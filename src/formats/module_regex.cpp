@@ -41,19 +41,19 @@ ModuleRegex::ModuleRegex(std::string_view pattern, std::string where) : pattern_
     fail_input("{}: pattern 're:{}' is not a valid regular expression ({} at offset {})", where_, shown(pattern_),
                pcre2_message(err), size_t(off));
   code_.reset(code, &pcre2_code_free);
+  limits_.reset(pcre2_match_context_create(nullptr), &pcre2_match_context_free);
+  if (!limits_) throw std::bad_alloc();
+  pcre2_set_match_limit(limits_.get(), kMatchLimit);
+  pcre2_set_depth_limit(limits_.get(), kDepthLimit);
+  pcre2_set_heap_limit(limits_.get(), kHeapLimitKiB);
 }
 
 bool ModuleRegex::match_start(std::string_view name) const {
-  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(  // per call: thread-safe
       pcre2_match_data_create_from_pattern(code_.get(), nullptr), &pcre2_match_data_free);
-  std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> mctx(pcre2_match_context_create(nullptr),
-                                                                                 &pcre2_match_context_free);
-  if (!md || !mctx) throw std::bad_alloc();
-  pcre2_set_match_limit(mctx.get(), kMatchLimit);
-  pcre2_set_depth_limit(mctx.get(), kDepthLimit);
-  pcre2_set_heap_limit(mctx.get(), kHeapLimitKiB);
+  if (!md) throw std::bad_alloc();
   const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(name.data()), name.size(), 0, PCRE2_ANCHORED,
-                             md.get(), mctx.get());
+                             md.get(), limits_.get());
   if (rc >= 0) return true;
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   fail_input("{}: pattern 're:{}' cannot be matched against '{}' within its limits ({})", where_, shown(pattern_), name,

@@ -187,7 +187,8 @@ QuantConfig QuantConfig::parse(const json* qc, const json* hf, const std::string
       fail_input("{}: compressed-tensors quantization_status '{}' is not supported (expected \"compressed\")", where,
                  status);
     c.excludes_ = string_list(*qc, "ignore", where);
-    for (size_t i = 0; i < c.excludes_.size(); ++i) c.compile_if_regex(c.excludes_[i], where + ": ignore[" + std::to_string(i) + "]");
+    for (size_t i = 0; i < c.excludes_.size(); ++i)
+      c.compile_if_regex(c.excludes_[i], where + ": ignore[" + std::to_string(i) + "]");
     auto groups = qc->find("config_groups");
     if (groups == qc->end() || !groups->is_object() || groups->empty())
       fail_input("{}: compressed-tensors quantization_config needs a non-empty 'config_groups' object", where);
@@ -285,17 +286,13 @@ std::string QuantConfig::layout_name() const {
 }
 
 void QuantConfig::compile_if_regex(const std::string& pattern, const std::string& where) {
-  if (pattern.rfind("re:", 0) != 0) return;
-  for (const ModuleRegex& r : regexes_)
-    if (r.pattern() == std::string_view(pattern).substr(3)) return;
-  regexes_.emplace_back(std::string_view(pattern).substr(3), where);
+  if (pattern.rfind("re:", 0) == 0 && !regexes_.count(pattern))
+    regexes_.emplace(pattern, ModuleRegex(std::string_view(pattern).substr(3), where));
 }
 
 bool QuantConfig::ct_match(const std::string& pattern, const std::string& name) const {
   if (pattern.rfind("re:", 0) != 0) return pattern == name;
-  for (const ModuleRegex& r : regexes_)
-    if (r.pattern() == std::string_view(pattern).substr(3)) return r.match_start(name);
-  return ct_matches(pattern, name);  // not seen at parse (not reached: every pattern is compiled there)
+  return regexes_.at(pattern).match_start(name);  // every pattern was compiled by parse()
 }
 
 bool QuantConfig::excluded(const std::string& name) const {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,12 +48,12 @@ class QuantConfig {
     LinearScheme scheme;
   };
   // Compressed-tensors "re:" patterns, compiled once while the config is read (so that a bad one
-  // is reported there, naming its field).
+  // is reported there, naming its field), by their full text.
   void compile_if_regex(const std::string& pattern, const std::string& where);
   bool ct_match(const std::string& pattern, const std::string& name) const;
 
   QuantMethod method_ = QuantMethod::None;
-  std::vector<ModuleRegex> regexes_;
+  std::map<std::string, ModuleRegex> regexes_;
   std::vector<std::string> excludes_;
   std::vector<Group> groups_;
   LinearScheme default_scheme_;  // fp8 / modelopt: every non-excluded Linear
