@@ -14,7 +14,8 @@
 //
 // Usage: bench_gemm [--out FILE.json] [--quick] [--reps N] [--gpu NAME] [--budget-s S] [--ms 1,2,..] [--layout STR]
 // (--budget-s: stop starting new shapes after S seconds; the JSON is rewritten after every shape.
-//  --profile: a few small-M calls of three shapes and three layouts, untimed, for ncu;
+//  --profile: a few small-M calls of three shapes and three layouts, untimed, for ncu (with --layout /
+//  --ms: those layouts and token counts, on four shapes including down_proj);
 //  --ms / --layout: only these token counts / layouts whose name contains STR, for A/B runs.)
 #include <cuda_bf16.h>
 
@@ -245,19 +246,30 @@ int main(int argc, char** argv) {
     struct P {
       int64_t N, K;
     };
-    for (P sh : {P{17408, 5120}, P{10240, 5120}, P{1024, 5120}})
-      for (L l : {L::Bf16, L::Fp8Blk, L::Nvfp4W4A16}) {
-        DeviceArena arena(size_t(sh.N * sh.K) * 2 + (size_t(256) << 20));
+    // Default: three shapes × three layouts at M = 1 and 16; --layout / --ms narrow or change the set
+    // (FP8 per-channel runs the model's AutoFast path: the wgmma kernel).
+    std::vector<L> layouts;
+    for (L l : {L::Bf16, L::Fp8Pc, L::Fp8Blk, L::Nvfp4A4, L::Nvfp4W4A16})
+      if (only_layout.empty() ? l == L::Bf16 || l == L::Fp8Blk || l == L::Nvfp4W4A16
+                              : std::strstr(lname(l), only_layout.c_str()) != nullptr)
+        layouts.push_back(l);
+    const std::vector<int64_t> ms = only_ms.empty() ? std::vector<int64_t>{1, 16} : only_ms;
+    const int64_t mmax = *std::max_element(ms.begin(), ms.end());
+    for (P sh : {P{17408, 5120}, P{10240, 5120}, P{1024, 5120}, P{5120, 17408}})
+      for (L l : layouts) {
+        if (only_layout.empty() && sh.K != 5120) continue;
+        DeviceArena arena(size_t(sh.N * sh.K) * 2 + size_t(mmax * (sh.K * 2 + sh.N * 4)) + (size_t(256) << 20));
         DeviceLinear w = make_weight(arena, l, sh.N, sh.K, 1, s);
-        auto* x = arena.allocate_n<__nv_bfloat16>(size_t(16 * sh.K));
-        auto* y = arena.allocate_n<float>(size_t(16 * sh.N));
-        fill_bf16<<<64, 256, 0, s>>>(x, size_t(16 * sh.K), 2, 1.f);
+        auto* x = arena.allocate_n<__nv_bfloat16>(size_t(mmax * sh.K));
+        auto* y = arena.allocate_n<float>(size_t(mmax * sh.N));
+        fill_bf16<<<64, 256, 0, s>>>(x, size_t(mmax * sh.K), 2, 1.f);
         LinearWorkspace ws;
-        ws.bytes = linear_workspace_bytes(w, 16);
+        ws.bytes = linear_workspace_bytes(w, mmax);
         ws.ptr = arena.allocate(ws.bytes);
         linear_workspace_init(ws, s);
-        for (int64_t M : {1, 16})
-          for (int i = 0; i < 2; ++i) linear_forward(w, x, M, y, ws, s, LinearPath::SmallM);
+        const LinearPath path = l == L::Fp8Pc ? LinearPath::AutoFast : LinearPath::SmallM;
+        for (int64_t M : ms)
+          for (int i = 0; i < 2; ++i) linear_forward(w, x, M, y, ws, s, path);
         stream.sync();
       }
     std::printf("profile calls done\n");

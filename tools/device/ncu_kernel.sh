@@ -45,7 +45,7 @@ ncu -i "$OUT/prof.ncu-rep" --page details >"$OUT/details.txt" 2>&1 || true
 ncu -i "$OUT/prof.ncu-rep" --page source --csv --print-source sass >"$OUT/source.csv" 2>/dev/null || true
 
 echo "================ details (selected) ================"
-grep -E '^  [a-z_:<>0-9, ]*(kernel|Kernel)|^  [^ ].*\(|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Block Limit|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|Executed Ipc A|L1/TEX Hit|L2 Hit|Grid Size|Dynamic Shared' \
+grep -E '^  [a-z_:<>0-9, ]*(kernel|Kernel)|^  [^ ].*\(|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Mem Busy|Max Bandwidth|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Block Limit|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|Executed Ipc A|L1/TEX Hit|L2 Hit|Grid Size|Dynamic Shared' \
   "$OUT/details.txt" | head -150
 echo "================ pipe utilization / stalls ================"
 grep -E 'pipe|Pipe|Stall|stall' "$OUT/details.txt" | grep -vE '^ *-' | head -60
