@@ -117,22 +117,17 @@ std::vector<int64_t> ms_upto(int64_t m_max) {
   return ms;
 }
 
-// Every M of ms_upto(c.kM) through linear_forward with the wgmma path forced on, in both schedules
-// (split-K grid and one wave of stream-K CTAs); returns the worst row error.
+// Every M of ms_upto(c.kM) through linear_forward with the wgmma path forced on; returns the worst
+// row error.
 double check_all_m(Case& c, const std::string& what) {
+  WgmmaMode on(1);
   double worst = 0;
-  for (int sched : {1, 2}) {
-    cd::Fp8WgmmaTuning t;
-    t.stream_k = sched;
-    WgmmaMode on(1, t);
-    for (int64_t M : ms_upto(c.kM)) {
-      EXPECT_TRUE(cd::fp8_wgmma_applies(c.dw, int(M)));
-      EXPECT_EQ(sched == 2, cd::plan_fp8_wgmma(c.dw, int(M)).stream_k == 1);
-      const std::vector<float> y = c.run(M);
-      const Case::Check r = c.check(M, y);
-      EXPECT_TRUE(r.ok()) << what << (sched == 2 ? " stream-K" : " split-K") << " M=" << M << ": " << r.str();
-      worst = std::max(worst, r.r.worst_row_rel);
-    }
+  for (int64_t M : ms_upto(c.kM)) {
+    EXPECT_TRUE(cd::fp8_wgmma_applies(c.dw, int(M)));
+    const std::vector<float> y = c.run(M);
+    const Case::Check r = c.check(M, y);
+    EXPECT_TRUE(r.ok()) << what << " M=" << M << ": " << r.str();
+    worst = std::max(worst, r.r.worst_row_rel);
   }
   return worst;
 }
@@ -170,7 +165,6 @@ TEST_P(LinearWgmma, StagesSplitsDeterminism) {
       cd::Fp8WgmmaTuning t;
       t.stages = stages;
       t.ksplit = ksplit;
-      t.stream_k = 1;
       WgmmaMode on(1, t);
       for (int64_t M : {1, 8, 9, 16, 33, 64}) {
         const std::vector<float> a = c.run(M), b = c.run(M);
@@ -186,31 +180,6 @@ TEST_P(LinearWgmma, StagesSplitsDeterminism) {
   const std::vector<float> y = c.run(3);
   const Compare r = compare(y.data(), c.ref.data(), c.ref_abs.data(), 3, 1000, 5120);
   EXPECT_TRUE(r.ok()) << "fallback: " << r.str();
-}
-
-// Stream-K grids from 3 CTAs (segments spanning several row tiles) to more CTAs than row tiles
-// (segments of 1-3 K groups, tiles summed from up to 40 partials), every ring depth: right, and
-// bitwise repeatable (the last contributor sums the partials in CTA order).
-TEST_P(LinearWgmma, StreamKSegmentsDeterminism) {
-  Case c(GetParam(), 1000, 5120, 950 + uint64_t(GetParam()), 64);  // 16 row tiles × 40 K groups
-  for (int stages : {4, 6, 8})
-    for (int blocks : {0, 3, 61, 300}) {
-      cd::Fp8WgmmaTuning t;
-      t.stream_k = 2;
-      t.stages = stages;
-      t.sk_blocks = blocks;
-      WgmmaMode on(1, t);
-      for (int64_t M : {1, 8, 9, 16, 33, 64}) {
-        const cd::Fp8WgmmaPlan pl = cd::plan_fp8_wgmma(c.dw, int(M));
-        EXPECT_EQ(1, pl.stream_k);
-        if (blocks > 0) EXPECT_EQ(blocks, pl.blocks);
-        const std::vector<float> a = c.run(M), b = c.run(M);
-        const Case::Check r = c.check(M, a);
-        EXPECT_TRUE(r.ok()) << "stages " << stages << " blocks " << pl.blocks << " M=" << M << ": " << r.str();
-        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4))
-            << "not deterministic: stages " << stages << " blocks " << pl.blocks << " M=" << M;
-      }
-    }
 }
 
 // Diagnostic: the FP8 tensor-core accumulation error with the 128-K promotion (default: 4 chained
@@ -357,7 +326,6 @@ TEST(LinearWgmmaPerf, DecodeShapes) {
             cd::Fp8WgmmaTuning t;
             t.stages = st;
             t.ksplit = ks;
-            t.stream_k = 1;
             WgmmaMode tune(-1, t);
             const float u = time_us([&] { cd::launch_fp8_wgmma(dw, p, g.stream, false); });
             char b[64];
@@ -365,17 +333,6 @@ TEST(LinearWgmmaPerf, DecodeShapes) {
             line += b;
             if (u < best) best = u, best_cfg = b;
           }
-        for (int st : {4, 6, 8}) {  // one wave of stream-K CTAs
-          cd::Fp8WgmmaTuning t;
-          t.stages = st;
-          t.stream_k = 2;
-          WgmmaMode tune(-1, t);
-          const float u = time_us([&] { cd::launch_fp8_wgmma(dw, p, g.stream, false); });
-          char b[64];
-          std::snprintf(b, sizeof b, " st%d/sk:%.1f", st, u);
-          line += b;
-          if (u < best) best = u, best_cfg = b;
-        }
         std::printf("[ sweep    ] %-9s %-8s M=%-2d best%s (%.0f%%) |%s\n", layout_name(l), s.name, M, best_cfg.c_str(),
                     100.0 * gb / (best * 1e-6) / copy_gbs, line.c_str());
       }

@@ -97,14 +97,11 @@ void launch_small_m(SmFmt f, const SmallMPlan& plan, const SmallMParams& p, cuda
 constexpr int kFp8WgmmaMaxTokens = 64;  // one wgmma N = 8, 16, 32 or 64 tokens
 struct Fp8WgmmaPlan {
   int ntok = 8, stages = 4, promote_k32 = 0, rtiles = 0, KG = 0, ksplit = 1, blocks = 0;
-  int stream_k = 0;  // 1: one wave of stream-K CTAs over (row tile, K group) (ksplit 0)
 };
 struct Fp8WgmmaTuning {  // experiments/tests: 0 = the default
   int stages = 0;        // ring depth: 4, 6 or 8
-  int ksplit = 0;        // fixed K split (split-K schedule)
+  int ksplit = 0;        // fixed K split
   int promote_k32 = 0;   // 1: every wgmma k32 into its own accumulator, summed in fp32 (precision probe)
-  int stream_k = 0;      // 1: split-K schedule, 2: stream-K
-  int sk_blocks = 0;     // stream-K: this many CTAs (capped by the workspace and the iterations)
 };
 bool fp8_wgmma_enabled();
 // requested: the caller asked for it (LinearPath::AutoFast); it still needs Hopper and no

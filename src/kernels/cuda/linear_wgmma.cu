@@ -64,8 +64,6 @@ Fp8WgmmaTuning g_tuning;
 int g_mode = -1;  // -1: GDN_FP8_WGMMA decides; 0 off; 1 on
 // Without GDN_FP8_WGMMA: off (faster, but ~2.5e-4 off the reference vs the project's 1e-5; see above).
 constexpr bool kFp8WgmmaDefaultOn = false;
-// Stream-K schedule by default (GDN_FP8_WGMMA_SK overrides; see stream_k_on).
-constexpr int kFp8WgmmaStreamKDefault = 0;
 
 // d (+)= A[64×32 e4m3] · B[32×N e4m3]; accumulate = 0 overwrites d.
 template <int NTOK>
@@ -174,11 +172,7 @@ __device__ __forceinline__ void store_out(const SmallMParams& p, const float (&v
   }
 }
 
-// SK = false: the grid is (row tile × K split), CTA c owns K groups [u0, u0 + n) of one tile and the
-// splits are summed by wg_split_k_finish. SK = true: one wave of G CTAs splits the flattened
-// (row tile, K group) iterations evenly (stream-K, as the NVFP4 kernels), finishing each tile
-// segment with sk_segment_finish. Both walk iterations i0 .. i0 + cnt of the flattened space.
-template <int NTOK, int ST, bool SK>
+template <int NTOK, int ST>
 __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_constant__ CUtensorMap wmap,
                                                              const __grid_constant__ CUtensorMap xmap,
                                                              const SmallMParams p, const int promote_k32) {
@@ -190,18 +184,10 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
   const uint32_t wtile0 = base, xtile0 = base + ST * kWTileBytes;
   const uint32_t full0 = xtile0 + ST * kXTileBytes<NTOK>, empty0 = full0 + ST * 8;
 
-  const int KG = p.KG;
-  const int64_t I = int64_t(p.rtiles) * KG, G = gridDim.x;
-  int64_t i0, i1;
-  int split = 0;
-  if constexpr (SK) {
-    i0 = sk_start(blockIdx.x, I, G), i1 = sk_start(int64_t(blockIdx.x) + 1, I, G);
-  } else {
-    const int S = p.ksplit, tile = int(blockIdx.x) / S;
-    split = int(blockIdx.x) - tile * S;
-    i0 = int64_t(tile) * KG + int64_t(split) * KG / S, i1 = int64_t(tile) * KG + int64_t(split + 1) * KG / S;
-  }
-  const int cnt = int(i1 - i0);
+  // CTA = (64-row tile, K split); the split owns K groups [u0, u0 + n).
+  const int S = p.ksplit, tile = int(blockIdx.x) / S, split = int(blockIdx.x) - tile * S;
+  const int u0 = int(int64_t(split) * p.KG / S), n = int(int64_t(split + 1) * p.KG / S) - u0;
+  const int row0 = tile * kTileRows;
   // Warp index through a shuffle: provably warp-uniform, so ptxas does not treat the role branches
   // as divergent (it serializes wgmma across divergent paths).
   const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x) >> 5, 0), lane = int(threadIdx.x) & 31;
@@ -222,28 +208,20 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
     if (lane == 0) {
       prefetch_tensormap(&wmap);
       prefetch_tensormap(&xmap);
-      auto load_w = [&](int k) {
-        const int s = k % ST, i = int(i0 + k), tile = i / KG;
-        tma_load_2d(wtile0 + s * kWTileBytes, &wmap, (i - tile * KG) * 128, tile * kTileRows, full0 + 8 * s);
-      };
-      auto load_x = [&](int k) {
-        const int s = k % ST, i = int(i0 + k);
-        tma_load_2d(xtile0 + s * kXTileBytes<NTOK>, &xmap, (i % KG) * 128, 0, full0 + 8 * s);
-      };
-      const int pre = cnt < ST ? cnt : ST;
+      const int pre = n < ST ? n : ST;
       // Weights first: they do not depend on the preceding kernel (PDL), activations do.
-      for (int k = 0; k < pre; ++k) {
-        mbar_expect_tx(full0 + 8 * k, kStageTx);
-        load_w(k);
+      for (int j = 0; j < pre; ++j) {
+        mbar_expect_tx(full0 + 8 * j, kStageTx);
+        tma_load_2d(wtile0 + j * kWTileBytes, &wmap, (u0 + j) * 128, row0, full0 + 8 * j);
       }
       griddep_wait();
-      for (int k = 0; k < pre; ++k) load_x(k);
-      for (int k = ST; k < cnt; ++k) {
-        const int s = k % ST;
-        mbar_wait(empty0 + 8 * s, uint32_t((k / ST - 1) & 1));
+      for (int j = 0; j < pre; ++j) tma_load_2d(xtile0 + j * kXTileBytes<NTOK>, &xmap, (u0 + j) * 128, 0, full0 + 8 * j);
+      for (int j = ST; j < n; ++j) {
+        const int s = j % ST;
+        mbar_wait(empty0 + 8 * s, uint32_t((j / ST - 1) & 1));
         mbar_expect_tx(full0 + 8 * s, kStageTx);
-        load_w(k);
-        load_x(k);
+        tma_load_2d(wtile0 + s * kWTileBytes, &wmap, (u0 + j) * 128, row0, full0 + 8 * s);
+        tma_load_2d(xtile0 + s * kXTileBytes<NTOK>, &xmap, (u0 + j) * 128, 0, full0 + 8 * s);
       }
     }
     return;
@@ -251,79 +229,71 @@ __global__ void __launch_bounds__(kThreads) fp8_wgmma_kernel(const __grid_consta
 
   // ---- consumer warpgroup
   griddep_wait();  // activations and their scales come from the preceding pre-kernel
-  for (int64_t seg = i0; seg < i1;) {
-    const int tile = int(seg / KG), row0 = tile * kTileRows;
-    const int64_t t0 = int64_t(tile) * KG, seg_end = i1 < t0 + KG ? i1 : t0 + KG;
-    float acc[NR];
+  float acc[NR];
 #pragma unroll
-    for (int e = 0; e < NR; ++e) acc[e] = 0.f;
-    const float* sw_row = p.block_scaled ? p.wscale + int64_t(row0 / 128) * p.wscale_ld : nullptr;
+  for (int e = 0; e < NR; ++e) acc[e] = 0.f;
+  const float* sw_row = p.block_scaled ? p.wscale + int64_t(row0 / 128) * p.wscale_ld : nullptr;
 
-    for (int k = int(seg - i0); k < int(seg_end - i0); ++k) {
-      const int s = k % ST, g = int(i0 + k - t0);
-      // Scales of this group, loaded before the MMAs so their latency overlaps them.
-      float sc[NR];
-      if (p.block_scaled) {
-        const float sw = __ldg(sw_row + g);
+  for (int j = 0; j < n; ++j) {
+    const int s = j % ST, g = u0 + j;
+    // Scales of this group, loaded before the MMAs so their latency overlaps them.
+    float sc[NR];
+    if (p.block_scaled) {
+      const float sw = __ldg(sw_row + g);
 #pragma unroll
-        for (int e = 0; e < NR; e += 2) {
-          const int t = frag_tok(lane, e);
-          sc[e] = (e & 2) ? sc[e - 2] : t < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t) : 0.f;
-          sc[e + 1] = (e & 2) ? sc[e - 1] : t + 1 < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t + 1) : 0.f;
-        }
+      for (int e = 0; e < NR; e += 2) {
+        const int t = frag_tok(lane, e);
+        sc[e] = (e & 2) ? sc[e - 2] : t < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t) : 0.f;
+        sc[e + 1] = (e & 2) ? sc[e - 1] : t + 1 < p.M ? sw * __ldg(p.sx + int64_t(g) * p.sx_ld + t + 1) : 0.f;
       }
-      mbar_wait(full0 + 8 * s, uint32_t((k / ST) & 1));
-      __syncwarp();
-      // 4 wgmma k32 (+32 bytes per step inside the swizzle atom): chained into one accumulator, or
-      // (promote_k32, NTOK ≤ 16 only: registers) each into its own, summed in fp32 (diagnostic of the
-      // FP8 accumulation precision).
-      constexpr int kD = NTOK <= 16 ? 4 : 1;
-      float d[kD][NR];
-      const uint64_t da = sw128_desc(wtile0 + s * kWTileBytes), db = sw128_desc(xtile0 + s * kXTileBytes<NTOK>);
-      wgmma_fence();
-      if constexpr (kD == 4) {
-        if (promote_k32) {
+    }
+    mbar_wait(full0 + 8 * s, uint32_t((j / ST) & 1));
+    __syncwarp();
+    // 4 wgmma k32 (+32 bytes per step inside the swizzle atom): chained into one accumulator, or
+    // (promote_k32, NTOK ≤ 16 only: registers) each into its own, summed in fp32 (diagnostic of the
+    // FP8 accumulation precision).
+    constexpr int kD = NTOK <= 16 ? 4 : 1;
+    float d[kD][NR];
+    const uint64_t da = sw128_desc(wtile0 + s * kWTileBytes), db = sw128_desc(xtile0 + s * kXTileBytes<NTOK>);
+    wgmma_fence();
+    if constexpr (kD == 4) {
+      if (promote_k32) {
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wgmma_e4m3_first<NTOK>(d[kk], da + 2 * kk, db + 2 * kk);
-        } else {
-          wgmma_e4m3_first<NTOK>(d[0], da, db);
-#pragma unroll
-          for (int kk = 1; kk < 4; ++kk) wgmma_e4m3<NTOK>(d[0], da + 2 * kk, db + 2 * kk, 1);
-        }
+        for (int kk = 0; kk < 4; ++kk) wgmma_e4m3_first<NTOK>(d[kk], da + 2 * kk, db + 2 * kk);
       } else {
         wgmma_e4m3_first<NTOK>(d[0], da, db);
 #pragma unroll
         for (int kk = 1; kk < 4; ++kk) wgmma_e4m3<NTOK>(d[0], da + 2 * kk, db + 2 * kk, 1);
       }
-      wgmma_commit();
-      wgmma_wait0();
+    } else {
+      wgmma_e4m3_first<NTOK>(d[0], da, db);
 #pragma unroll
-      for (int q = 0; q < kD; ++q)
-#pragma unroll
-        for (int e = 0; e < NR; ++e) asm volatile("" : "+f"(d[q][e])::"memory");
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty0 + 8 * s);  // this warp is done with the stage
-      float t[NR];
-#pragma unroll
-      for (int e = 0; e < NR; ++e) {
-        if constexpr (kD == 4) t[e] = promote_k32 ? (d[0][e] + d[1][e]) + (d[2][e] + d[3][e]) : d[0][e];
-        else t[e] = d[0][e];
-      }
-      if (p.block_scaled) {
-#pragma unroll
-        for (int e = 0; e < NR; ++e) acc[e] = fmaf(t[e], sc[e], acc[e]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < NR; ++e) acc[e] += t[e];
-      }
+      for (int kk = 1; kk < 4; ++kk) wgmma_e4m3<NTOK>(d[0], da + 2 * kk, db + 2 * kk, 1);
     }
-
-    bool store;
-    if constexpr (SK) store = sk_segment_finish<NR>(p, acc, int(threadIdx.x), tile, t0, seg, seg_end, i0, I, G);
-    else store = wg_split_k_finish<NR>(p, acc, tile, split);
-    if (store) store_out<NTOK>(p, acc, row0, warp, lane);
-    seg = seg_end;
+    wgmma_commit();
+    wgmma_wait0();
+#pragma unroll
+    for (int q = 0; q < kD; ++q)
+#pragma unroll
+      for (int e = 0; e < NR; ++e) asm volatile("" : "+f"(d[q][e])::"memory");
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty0 + 8 * s);  // this warp is done with the stage
+    float t[NR];
+#pragma unroll
+    for (int e = 0; e < NR; ++e) {
+      if constexpr (kD == 4) t[e] = promote_k32 ? (d[0][e] + d[1][e]) + (d[2][e] + d[3][e]) : d[0][e];
+      else t[e] = d[0][e];
+    }
+    if (p.block_scaled) {
+#pragma unroll
+      for (int e = 0; e < NR; ++e) acc[e] = fmaf(t[e], sc[e], acc[e]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < NR; ++e) acc[e] += t[e];
+    }
   }
+
+  if (wg_split_k_finish<NR>(p, acc, tile, split)) store_out<NTOK>(p, acc, row0, warp, lane);
 }
 
 // ---- host side ----------------------------------------------------------------------------------
@@ -342,14 +312,14 @@ EncodeTiledFn encode_fn() {
   return fn;
 }
 
-template <int NTOK, int ST, bool SK>
+template <int NTOK, int ST>
 struct WgInstance {
   static int occupancy() {
     static const int occ = [] {
-      GDN_CUDA_CHECK(cudaFuncSetAttribute(fp8_wgmma_kernel<NTOK, ST, SK>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes<NTOK, ST>)));
+      GDN_CUDA_CHECK(cudaFuncSetAttribute(fp8_wgmma_kernel<NTOK, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(kSmemBytes<NTOK, ST>)));
       int k = 0;
-      GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&k, fp8_wgmma_kernel<NTOK, ST, SK>, kThreads,
+      GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&k, fp8_wgmma_kernel<NTOK, ST>, kThreads,
                                                                    kSmemBytes<NTOK, ST>));
       return std::max(k, 1);
     }();
@@ -358,26 +328,32 @@ struct WgInstance {
   static void launch(int blocks, const CUtensorMap& wm, const CUtensorMap& xm, const SmallMParams& p, int promote_k32,
                      cudaStream_t s, bool pdl) {
     occupancy();  // sets the shared-memory attribute once
-    launch_pdl(fp8_wgmma_kernel<NTOK, ST, SK>, dim3(unsigned(blocks)), dim3(kThreads), kSmemBytes<NTOK, ST>, s, pdl,
-               wm, xm, p, promote_k32);
+    launch_pdl(fp8_wgmma_kernel<NTOK, ST>, dim3(unsigned(blocks)), dim3(kThreads), kSmemBytes<NTOK, ST>, s, pdl, wm, xm,
+               p, promote_k32);
   }
 };
 
-template <int NTOK, bool SK, typename Fn>
-void with_stages(int stages, Fn&& fn) {
-  if (stages == 4) return fn(WgInstance<NTOK, 4, SK>{});
-  if (stages == 6) return fn(WgInstance<NTOK, 6, SK>{});
-  if (stages == 8) return fn(WgInstance<NTOK, 8, SK>{});
-  throw CudaError("fp8 wgmma: no instance for " + std::to_string(stages) + " stages");
-}
-
-template <bool SK, typename Fn>
+template <typename Fn>
 void with_wg_instance(int ntok, int stages, Fn&& fn) {
-  if (ntok == 8) return with_stages<8, SK>(stages, fn);
-  if (ntok == 16) return with_stages<16, SK>(stages, fn);
-  if (ntok == 32) return with_stages<32, SK>(stages, fn);
-  if (ntok == 64) return with_stages<64, SK>(stages, fn);
-  throw CudaError("fp8 wgmma: no instance for " + std::to_string(ntok) + " tokens");
+  if (ntok == 8) {
+    if (stages == 4) return fn(WgInstance<8, 4>{});
+    if (stages == 6) return fn(WgInstance<8, 6>{});
+    if (stages == 8) return fn(WgInstance<8, 8>{});
+  } else if (ntok == 16) {
+    if (stages == 4) return fn(WgInstance<16, 4>{});
+    if (stages == 6) return fn(WgInstance<16, 6>{});
+    if (stages == 8) return fn(WgInstance<16, 8>{});
+  } else if (ntok == 32) {
+    if (stages == 4) return fn(WgInstance<32, 4>{});
+    if (stages == 6) return fn(WgInstance<32, 6>{});
+    if (stages == 8) return fn(WgInstance<32, 8>{});
+  } else if (ntok == 64) {
+    if (stages == 4) return fn(WgInstance<64, 4>{});
+    if (stages == 6) return fn(WgInstance<64, 6>{});
+    if (stages == 8) return fn(WgInstance<64, 8>{});
+  }
+  throw CudaError("fp8 wgmma: no instance for " + std::to_string(ntok) + " tokens, " + std::to_string(stages) +
+                  " stages");
 }
 
 // GDN_FP8_WGMMA_STAGES (4, 6 or 8) and GDN_FP8_WGMMA_CTAS10 (CTAs per SM × 10 the K split aims
@@ -394,29 +370,6 @@ int stages_of() {
   if (g_tuning.stages > 0) return g_tuning.stages;
   return env == 6 || env == 8 ? env : 4;
 }
-
-// Stream-K (GDN_FP8_WGMMA_SK=0/1 for A/B): the ring depth per token count and the CTAs per SM of
-// its one wave. Two CTAs per SM with rings of 6 (64 tokens: 16 KB per stage) or 8 stages keep more
-// weight bytes in flight than the split-K grid could (its 272 CTAs for gate|up must all be resident,
-// which caps the ring at 4 stages at 64 tokens).
-bool stream_k_on(const DeviceLinear& w) {
-  if (g_tuning.stream_k > 0) return g_tuning.stream_k == 2;
-  static const int env = env_int("GDN_FP8_WGMMA_SK", kFp8WgmmaStreamKDefault);
-  static const int min_rows = env_int("GDN_FP8_WGMMA_SK_MIN_ROWS", 4096);
-  return env == 1 && w.rows_pad >= min_rows;
-}
-int sk_stages_of(int ntok) {
-  if (g_tuning.stages > 0) return g_tuning.stages;
-  static const int env = env_int("GDN_FP8_WGMMA_SK_STAGES", 0);
-  if (env == 4 || env == 6 || env == 8) return env;
-  return ntok == 64 ? 6 : 8;
-}
-constexpr int kSkMaxCtasPerSm = 3;  // sizes the partials' workspace
-int sk_ctas_per_sm() {
-  static const int env = env_int("GDN_FP8_WGMMA_SK_CTAS", 2);
-  return std::clamp(env, 1, kSkMaxCtasPerSm);
-}
-int64_t sk_max_blocks() { return int64_t(device_info().sm_count) * kSkMaxCtasPerSm; }
 
 int ntok_of(int M) { return M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64; }
 
@@ -477,25 +430,10 @@ bool fp8_wgmma_applies(const DeviceLinear& w, int M, bool requested) {
 Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
   Fp8WgmmaPlan pl;
   pl.ntok = ntok_of(M);
+  pl.stages = stages_of();
   pl.promote_k32 = g_tuning.promote_k32 > 0 && pl.ntok <= 16 ? 1 : 0;
   pl.rtiles = int((w.rows_pad + kTileRows - 1) / kTileRows);
   pl.KG = int(w.cols_pad / 128);
-  const int64_t iters = int64_t(pl.rtiles) * pl.KG;
-  if (stream_k_on(w)) {
-    pl.stream_k = 1;
-    pl.stages = sk_stages_of(pl.ntok);
-    pl.ksplit = 0;
-    int occ = 1;
-    with_wg_instance<true>(pl.ntok, pl.stages, [&](auto inst) { occ = decltype(inst)::occupancy(); });
-    // One wave; at least 3 K groups per CTA (its fixed cost — barrier setup, the first DRAM wait —
-    // is a few groups' worth).
-    const int64_t want = g_tuning.sk_blocks > 0 ? g_tuning.sk_blocks
-                                                : int64_t(device_info().sm_count) * std::min(occ, sk_ctas_per_sm());
-    pl.blocks = int(std::clamp<int64_t>(std::min(want, g_tuning.sk_blocks > 0 ? iters : iters / 3), 1,
-                                        std::min<int64_t>(sk_max_blocks(), iters)));
-    return pl;
-  }
-  pl.stages = stages_of();
   const int smax = max_split(pl.rtiles, pl.KG, pl.ntok);
   if (g_tuning.ksplit > 0) {
     pl.ksplit = std::min(g_tuning.ksplit, smax);
@@ -513,14 +451,10 @@ Fp8WgmmaPlan plan_fp8_wgmma(const DeviceLinear& w, int M) {
 
 size_t fp8_wgmma_partial_bytes(const DeviceLinear& w, int M) {
   if (small_fmt(w) != SmFmt::Fp8Fp8 || M > kFp8WgmmaMaxTokens) return 0;
-  // Sized for the largest grid either schedule may choose (independent of tuning and of the
-  // switches): split-K slots per tile, or two stream-K segment slots per CTA.
+  // Sized for the largest split the planner may choose (independent of tuning and of the switch).
   const int ntok = ntok_of(M);
   const int64_t rtiles = (w.rows_pad + kTileRows - 1) / kTileRows, kg = w.cols_pad / 128;
-  const size_t per_slot = size_t(ntok / 2) * kConsumers * 4;
-  const size_t split = size_t(rtiles) * size_t(max_split(rtiles, kg, ntok)) * per_slot;
-  const size_t sk = device_info().cc_major == 9 ? size_t(sk_max_blocks()) * 2 * per_slot : 0;
-  return std::max(split, sk);
+  return size_t(rtiles) * size_t(max_split(rtiles, kg, ntok)) * size_t(ntok / 2) * kConsumers * 4;
 }
 
 void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStream_t s, bool pdl) {
@@ -533,9 +467,8 @@ void launch_fp8_wgmma(const DeviceLinear& w, const SmallMParams& p_in, cudaStrea
   p.ksplit = pl.ksplit;
   const CUtensorMap wm = make_tma_map(w.weight, w.rows_pad, w.cols_pad, w.cols_pad, kTileRows, 128, true);
   const CUtensorMap xm = make_tma_map(p.x, p.M, w.cols_pad, p.ldx, pl.ntok, 128, true);
-  auto go = [&](auto inst) { decltype(inst)::launch(pl.blocks, wm, xm, p, pl.promote_k32, s, pdl); };
-  if (pl.stream_k) with_wg_instance<true>(pl.ntok, pl.stages, go);
-  else with_wg_instance<false>(pl.ntok, pl.stages, go);
+  with_wg_instance(pl.ntok, pl.stages,
+                   [&](auto inst) { decltype(inst)::launch(pl.blocks, wm, xm, p, pl.promote_k32, s, pdl); });
 }
 
 }  // namespace gdn::cuda::detail
