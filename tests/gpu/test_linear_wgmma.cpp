@@ -182,6 +182,35 @@ TEST_P(LinearWgmma, StagesSplitsDeterminism) {
   EXPECT_TRUE(r.ok()) << "fallback: " << r.str();
 }
 
+// linear_forward_bf16 at small M: the wgmma kernel writes each output rounded to nearest BF16 — the
+// bits of its own fp32 output rounded on the host, for every token count of each instance. Without
+// the wgmma kernel (mode 0: mma.sync) the call declines and writes nothing.
+TEST_P(LinearWgmma, Bf16OutputIsRoundedFp32) {
+  Case c(GetParam(), 1000, 5120, 1100 + uint64_t(GetParam()), 64);
+  auto* dy16 = c.g->arena.allocate_n<__nv_bfloat16>(size_t(64 * 1000));
+  auto rne = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  };
+  for (int mode : {1, 0}) {
+    WgmmaMode m(mode);
+    for (int64_t M : {1, 7, 16, 17, 33, 64}) {
+      const std::vector<float> y = c.run(M);
+      GDN_CUDA_CHECK(cudaMemsetAsync(dy16, 0xFF, size_t(M * 1000) * 2, c.g->stream));
+      const bool ran = cuda::linear_forward_bf16(c.dw, c.dx, M, dy16, c.ws, c.g->stream, cuda::LinearPath::SmallM);
+      GDN_CUDA_CHECK_LAUNCH();
+      std::vector<uint16_t> y16(size_t(M * 1000));
+      GDN_CUDA_CHECK(cudaMemcpyAsync(y16.data(), dy16, y16.size() * 2, cudaMemcpyDeviceToHost, c.g->stream));
+      c.g->stream.sync();
+      EXPECT_EQ(mode == 1, ran) << "M=" << M;
+      size_t bad = 0;
+      for (size_t i = 0; i < y16.size(); ++i) bad += y16[i] != (ran ? rne(y[i]) : uint16_t(0xFFFF));
+      EXPECT_EQ(0u, bad) << "mode " << mode << " M=" << M << ": outputs that are not the rounded fp32 result";
+    }
+  }
+}
+
 // Diagnostic: the FP8 tensor-core accumulation error with the 128-K promotion (default: 4 chained
 // k32 per fp32 add) and with every k32 promoted separately; both held to 1e-3, printed.
 TEST_P(LinearWgmma, Fp8AccumulationPrecision) {

@@ -50,7 +50,8 @@ struct Pair {
 };
 
 Pair load_pair(const std::string& dir, cuda::KvDtype kv = cuda::KvDtype::Bf16, int max_tokens = 512,
-               bool graphs = true, ActivationMode mode = ActivationMode::Declared, bool fuse_act_quant = true) {
+               bool graphs = true, ActivationMode mode = ActivationMode::Declared, bool fuse_act_quant = true,
+               bool bf16_outputs = true) {
   Pair p;
   p.cpu = Qwen35Model::load(fixture(dir), mode);
   cudaStream_t s;
@@ -64,6 +65,7 @@ Pair load_pair(const std::string& dir, cuda::KvDtype kv = cuda::KvDtype::Bf16, i
   o.max_logit_rows = max_tokens;
   o.use_graphs = graphs;
   o.fuse_act_quant = fuse_act_quant;
+  o.bf16_outputs = bf16_outputs;
   p.gpu = std::make_unique<GpuModel>(p.cpu->config(), std::move(w), o);
   p.cache = p.gpu->make_cache(kv, 8, 0, 200);
   return p;
@@ -293,6 +295,21 @@ void expect_fused_act_quant_equal(const char* fixture, uint64_t seed) {
 // == the linears' own pre-kernel, bit for bit, on the FP8 W8A8 per-token fixture (chunks ≤ 64
 // tokens: the small-M kernels, whose sums do not depend on the activation row stride).
 TEST(GpuModel, FusedActQuantEqualsPreKernel) { expect_fused_act_quant_equal("quant/ct-fp8-dynamic", 5); }
+
+// GEMM outputs written as BF16 (bf16_outputs) == fp32 outputs rounded by their consumers, bit for
+// bit: a 37-token step and decode steps, where the FP8 wgmma kernel writes BF16 itself (per-channel
+// at both sizes; block-128 at decode, its 37-token step keeps fp32 on the mma.sync kernel).
+TEST(GpuModel, Bf16GemmOutputsEqualFp32) {
+  for (const char* fixture : {"quant/ct-fp8-dynamic", "quant/qwen-fp8-block"}) {
+    Pair bf16 = load_pair(fixture);
+    Pair f32 = load_pair(fixture, cuda::KvDtype::Bf16, 512, true, ActivationMode::Declared, true, false);
+    const int64_t V = bf16.cpu->config().vocab_size;
+    const auto ids = prompt_ids(60, V, 7);
+    const auto a = gpu_logits(bf16, ids, {37, 1}), b = gpu_logits(f32, ids, {37, 1});
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << fixture << ": BF16 GEMM outputs change the logits";
+  }
+}
 
 // The same for NVFP4 activations (ct-nvfp4: SwiGLU writes down_proj's q·s itself, in the 37-token
 // step and in the decode step; its other rows are too narrow to fuse).

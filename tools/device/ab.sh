@@ -7,7 +7,7 @@
 #   GDN_AB_TESTS (gtest filter, empty = skip), GDN_AB_FORWARD ('|'-separated bench_forward argument
 #   lists, default: batch-1 and batch-8 decode steps of nvfp4 and fp8), GDN_AB_GEMM (bench_gemm
 #   arguments, empty = skip; default --quick), GDN_AB_GEMM_MAXM (largest M printed, default 16),
-#   GDN_AB_GEMM_LAYOUT (only rows of layouts containing this string).
+#   GDN_AB_GEMM_LAYOUT (only rows of layouts containing this string), GDN_AB_TEST_TIMEOUT (s, default 240).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -30,7 +30,7 @@ TESTS="${GDN_AB_TESTS-*Linear*:*Codec*}"
 if [[ -n "$TESTS" ]]; then
   t0=$SECONDS
   set +e
-  timeout -k 10 240 "$BUILD/gdn_gpu_tests" --gtest_filter="$TESTS" >"$OUT/tests.log" 2>&1
+  timeout -k 10 "${GDN_AB_TEST_TIMEOUT:-240}" "$BUILD/gdn_gpu_tests" --gtest_filter="$TESTS" >"$OUT/tests.log" 2>&1
   rc=$?
   set -e
   note "tests ($TESTS): rc=$rc in $((SECONDS - t0)) s: $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/tests.log" | head -2 | tr '\n' ' ')"

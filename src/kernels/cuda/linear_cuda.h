@@ -254,9 +254,10 @@ struct GemmOut {
 };
 
 // The same GEMMs with y written as BF16 (cuBLASLt's epilogue rounds the fp32 result to nearest),
-// for consumers that round their input to BF16 anyway (SwiGLU): half the output traffic. Only the
-// large-M path writes BF16; these return false, having written nothing usable, where the call
-// would take another path (small M, a block-128 token tail, FP8 weight-only, a problem cuBLASLt
+// for consumers that round their input to BF16 anyway (SwiGLU): half the output traffic. The
+// large-M path and the small-M FP8 wgmma kernel (W8A8 FP8 at ≤ 64 tokens, LinearPath::AutoFast)
+// write BF16; these return false, having written nothing usable, where the call would take another
+// path (the other small-M kernels, a block-128 token tail, FP8 weight-only, a problem cuBLASLt
 // declines): the caller then uses linear_forward into fp32.
 bool linear_forward_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, __nv_bfloat16* y,
                          LinearWorkspace ws, cudaStream_t stream, LinearPath path = LinearPath::Auto);

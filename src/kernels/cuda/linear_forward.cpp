@@ -69,13 +69,31 @@ struct Acts {
   int64_t sx_token0 = 0;     // token whose scale is at sx[0]
 };
 
-// Small-M kernel over tokens [m0, m1) of `a`, 64 tokens per launch.
-void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, float* y, char* ws, const WsLayout& L,
+// Where a call's GEMM writes: fp32 y, or y rounded to nearest BF16 (the large-M path, and the
+// small-M FP8 wgmma kernel: small_bf16_applies).
+struct YOut {
+  void* p = nullptr;
+  bool bf16 = false;
+  YOut rows_from(int64_t elems) const { return {static_cast<char*>(p) + elems * (bf16 ? 2 : 4), bf16}; }
+};
+
+// Whether every small-M launch of tokens [0, M) runs the FP8 wgmma kernel, the one small-M kernel
+// that can write BF16.
+bool small_bf16_applies(const DeviceLinear& w, int64_t M, bool fast) {
+  if (small_fmt(w) != SmFmt::Fp8Fp8) return false;
+  for (int64_t t = 0; t < M; t += kMaxSliceTokens)
+    if (!fp8_wgmma_applies(w, int(std::min<int64_t>(kMaxSliceTokens, M - t)), fast)) return false;
+  return true;
+}
+
+// Small-M kernel over tokens [m0, m1) of `a`, 64 tokens per launch (y.bf16: small_bf16_applies).
+void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, YOut y, char* ws, const WsLayout& L,
                cudaStream_t s, bool fast) {
   const SmFmt f = small_fmt(w);
   for (int64_t t = m0; t < m1; t += kMaxSliceTokens) {
     const int M = int(std::min<int64_t>(kMaxSliceTokens, m1 - t));
     const bool wgmma = f == SmFmt::Fp8Fp8 && fp8_wgmma_applies(w, M, fast);  // native FP8 decode (linear_wgmma.cu)
+    if (y.bf16 && !wgmma) throw CudaError("linear_forward: BF16 output from a small-M kernel other than FP8 wgmma");
     const bool nv_gemv = f == SmFmt::Nvfp4 && nvfp4_gemv_applies(w, M);                // linear_nvfp4_gemv.cu
     const bool nv_wgmma = !nv_gemv && f == SmFmt::Nvfp4 && nvfp4_wgmma_applies(w, M);  // linear_nvfp4_wgmma.cu
     const SmallMPlan pl = wgmma || nv_wgmma || nv_gemv ? SmallMPlan{} : plan_small_m(w, M);
@@ -102,7 +120,9 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
     p.ksplit = pl.ksplit;
     p.partial = reinterpret_cast<float*>(ws + L.partial);
     p.counters = reinterpret_cast<int*>(ws + L.counters);
-    p.y = y + t * w.rows;
+    const YOut yt = y.rows_from(t * w.rows);
+    if (yt.bf16) p.y16 = static_cast<__nv_bfloat16*>(yt.p);
+    else p.y = static_cast<float*>(yt.p);
     if (wgmma)
       launch_fp8_wgmma(w, p, s, pdl_enabled());
     else if (nv_gemv)
@@ -113,13 +133,6 @@ void run_small(const DeviceLinear& w, const Acts& a, int64_t m0, int64_t m1, flo
       launch_small_m(f, pl, p, s, pdl_enabled());
   }
 }
-
-// Where a call's GEMM writes: fp32 y, or (large-M path only) y rounded to nearest BF16.
-struct YOut {
-  void* p = nullptr;
-  bool bf16 = false;
-  YOut rows_from(int64_t elems) const { return {static_cast<char*>(p) + elems * (bf16 ? 2 : 4), bf16}; }
-};
 
 // The cuBLASLt problem of y = W·x for M tokens of prepared activations (type, k, a and scales are
 // set per layout by the caller).
@@ -349,22 +362,34 @@ Acts prepare_acts(const DeviceLinear& w, const __nv_bfloat16* x, int64_t M, cons
 // Step 2 into fp32 y: the small-M kernel, or cuBLASLt with the small-M kernel as the fallback and
 // for a block-128 token tail.
 void gemm_f32(const DeviceLinear& w, const Acts& a, int64_t M, float* y, const CallPlan& c, cudaStream_t stream) {
-  if (c.small) return run_small(w, a, 0, M, y, c.base, c.L, stream, c.fast);
+  if (c.small) return run_small(w, a, 0, M, YOut{y, false}, c.base, c.L, stream, c.fast);
   const int64_t lt_tokens = lt_token_count(w, M);
   if (lt_tokens > 0 && !run_large(w, a, lt_tokens, YOut{y, false}, c.base, c.L, stream, c.fast))
-    run_small(w, a, 0, lt_tokens, y, c.base, c.L, stream, c.fast);
+    run_small(w, a, 0, lt_tokens, YOut{y, false}, c.base, c.L, stream, c.fast);
   if (lt_tokens < M) {
     Acts tail = a;
     tail.sx = reinterpret_cast<float*>(c.base + c.L.sx_tail);
     tail.sx_ld = 4;
     tail.sx_token0 = lt_tokens;
-    run_small(w, tail, lt_tokens, M, y, c.base, c.L, stream, c.fast);
+    run_small(w, tail, lt_tokens, M, YOut{y, false}, c.base, c.L, stream, c.fast);
   }
 }
 
-// Whether a BF16-output call can run: the large-M path, no small-M token tail.
+// Whether a BF16-output call can run: the small-M path where it is the FP8 wgmma kernel, or the
+// large-M path without a small-M token tail.
 bool bf16_out_applies(const DeviceLinear& w, int64_t M, const CallPlan& c) {
-  return !c.small && lt_token_count(w, M) == M && !(w.kind == DeviceWeightKind::Fp8 && w.scheme.act == ActQuant::None);
+  if (c.small) return small_bf16_applies(w, M, c.fast);
+  return lt_token_count(w, M) == M && !(w.kind == DeviceWeightKind::Fp8 && w.scheme.act == ActQuant::None);
+}
+
+// The GEMM of a BF16-output call (bf16_out_applies holds).
+bool gemm_bf16(const DeviceLinear& w, const Acts& a, int64_t M, __nv_bfloat16* y, const CallPlan& c,
+               cudaStream_t stream) {
+  if (c.small) {
+    run_small(w, a, 0, M, YOut{y, true}, c.base, c.L, stream, c.fast);
+    return true;
+  }
+  return run_large(w, a, M, YOut{y, true}, c.base, c.L, stream, c.fast);
 }
 
 Acts token_acts(const Fp8TokenActs& x) {
@@ -422,7 +447,7 @@ bool linear_forward_bf16(const DeviceLinear& w, const __nv_bfloat16* x, int64_t 
   if (M <= 0) return true;
   const CallPlan c = plan_call(w, M, ws, path);
   if (!bf16_out_applies(w, M, c)) return false;
-  return run_large(w, prepare_acts(w, x, M, c, stream), M, YOut{y, true}, c.base, c.L, stream, c.fast);
+  return gemm_bf16(w, prepare_acts(w, x, M, c, stream), M, y, c, stream);
 }
 
 bool linear_forward_bf16(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M, __nv_bfloat16* y,
@@ -430,7 +455,7 @@ bool linear_forward_bf16(const DeviceLinear& w, const Fp8TokenActs& x, int64_t M
   if (M <= 0) return true;
   check_fp8_acts(w, x);
   const CallPlan c = plan_call(w, M, ws, path);
-  return bf16_out_applies(w, M, c) && run_large(w, token_acts(x), M, YOut{y, true}, c.base, c.L, stream, c.fast);
+  return bf16_out_applies(w, M, c) && gemm_bf16(w, token_acts(x), M, y, c, stream);
 }
 
 bool linear_forward_bf16(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, __nv_bfloat16* y, LinearWorkspace ws,
@@ -438,7 +463,7 @@ bool linear_forward_bf16(const DeviceLinear& w, const Nvfp4Acts& x, int64_t M, _
   if (M <= 0) return true;
   check_nvfp4_acts(w, x);
   const CallPlan c = plan_call(w, M, ws, path);
-  return bf16_out_applies(w, M, c) && run_large(w, token_acts(x), M, YOut{y, true}, c.base, c.L, stream, c.fast);
+  return bf16_out_applies(w, M, c) && gemm_bf16(w, token_acts(x), M, y, c, stream);
 }
 
 }  // namespace gdn::cuda

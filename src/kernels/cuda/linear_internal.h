@@ -62,6 +62,8 @@ struct SmallMParams {
   int* counters = nullptr;           // [rtiles], zero on entry, left zero
                                      // (decode kernel: partial is [rtiles][ksplit][MT·NT·4][32])
   float* y = nullptr;                // [M][N] (first token of this launch)
+  __nv_bfloat16* y16 = nullptr;      // FP8 wgmma kernel only: when set, [M][N] rounded to nearest BF16 here
+                                     // instead of y (its BF16 consumers round an fp32 y the same way)
 };
 
 // NVFP4 epilogue multiplier: 2⁸ undoes the decode's 2⁻⁸; the divisor and (with NVFP4 activations)

@@ -167,7 +167,8 @@ __device__ __forceinline__ void store_out(const SmallMParams& p, const float (&v
         out *= __ldg(p.wscale + row);
         if (p.act_scaled) out *= __ldg(p.sx + tok);
       }
-      p.y[int64_t(tok) * p.N + row] = out;
+      if (p.y16) p.y16[int64_t(tok) * p.N + row] = __float2bfloat16_rn(out);
+      else p.y[int64_t(tok) * p.N + row] = out;
     }
   }
 }
