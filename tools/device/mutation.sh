@@ -10,7 +10,8 @@
 #         16-block amax taken over half the block, in the norms/SwiGLU (ops.cu) and in the DeltaNet
 #         gated norm (gdn_recurrent.cu).
 #  bf16:  the consumers of BF16 GEMM outputs vs not rounding an fp32 input (SwiGLU and the residual
-#         add in ops.cu, the gated norm's z, the conv's x) and linear_forward_bf16 never applying;
+#         add in ops.cu, the gated norm's z, the conv's x) and linear_forward_bf16 never applying (at
+#         large M; at small M); the FP8 wgmma kernel's BF16 store truncating instead of rounding;
 #         the decode SwiGLU's cluster exchange of the row maximum vs each CTA using its own.
 #  attn:  the wgmma attention prefill vs not zeroing V rows past the last key, and a wrong leading
 #         byte offset of the N-major V descriptor.
@@ -61,8 +62,12 @@ for set in ${GDN_MUTATION_SETS:-scale act}; do
         'GdnNorm.Bf16ZEqualsFp32' fail
       run_case conv_x_not_rounded src/kernels/cuda/gdn_conv.cu 's/r.v\[i\] = __bfloat162float(__float2bfloat16_rn(r.v\[i\]));/r.v[i] = r.v[i];/' \
         'GdnConv.Bf16InputEqualsFp32' fail
-      run_case bf16_out_never src/kernels/cuda/linear_forward.cpp 's/return !c.small \&\& lt_token_count(w, M) == M/return false \&\& lt_token_count(w, M) == M/' \
+      run_case bf16_out_never src/kernels/cuda/linear_forward.cpp 's/  return lt_token_count(w, M) == M \&\& /  return false \&\& /' \
         'Layouts/LinearBf16Out.*' fail
+      run_case bf16_small_truncated src/kernels/cuda/linear_wgmma.cu 's/__float2bfloat16_rn(out)/__float2bfloat16_rz(out)/' \
+        'LinearWgmmaLayouts/LinearWgmma.Bf16OutputIsRoundedFp32/*:GpuModel.Bf16GemmOutputsEqualFp32' fail
+      run_case bf16_small_never src/kernels/cuda/linear_forward.cpp 's/if (c.small) return small_bf16_applies(w, M, c.fast);/if (c.small) return false;/' \
+        'LinearWgmmaLayouts/LinearWgmma.Bf16OutputIsRoundedFp32/*' fail
       run_case swiglu_cluster_own_max src/kernels/cuda/ops.cu 's/(threadIdx.x \& 31) < kSwParts ?/(threadIdx.x \& 31) < 1 ?/' \
         'OpsFp8Out.Swiglu' fail
       ;;
