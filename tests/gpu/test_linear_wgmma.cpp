@@ -188,11 +188,6 @@ TEST_P(LinearWgmma, StagesSplitsDeterminism) {
 TEST_P(LinearWgmma, Bf16OutputIsRoundedFp32) {
   Case c(GetParam(), 1000, 5120, 1100 + uint64_t(GetParam()), 64);
   auto* dy16 = c.g->arena.allocate_n<__nv_bfloat16>(size_t(64 * 1000));
-  auto rne = [](float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-  };
   for (int mode : {1, 0}) {
     WgmmaMode m(mode);
     for (int64_t M : {1, 7, 16, 17, 33, 64}) {
@@ -205,7 +200,7 @@ TEST_P(LinearWgmma, Bf16OutputIsRoundedFp32) {
       c.g->stream.sync();
       EXPECT_EQ(mode == 1, ran) << "M=" << M;
       size_t bad = 0;
-      for (size_t i = 0; i < y16.size(); ++i) bad += y16[i] != (ran ? rne(y[i]) : uint16_t(0xFFFF));
+      for (size_t i = 0; i < y16.size(); ++i) bad += y16[i] != (ran ? float_to_bf16(y[i]) : uint16_t(0xFFFF));
       EXPECT_EQ(0u, bad) << "mode " << mode << " M=" << M << ": outputs that are not the rounded fp32 result";
     }
   }
